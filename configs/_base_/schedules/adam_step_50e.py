@@ -1,0 +1,13 @@
+# The schedule of the CNN + GRU era (AMFMN/GaLR/SWAN code bases):
+# Adam 2e-4, decayed x0.7 every 20 epochs.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=2e-4, weight_decay=0.0),
+    clip_grad=dict(max_norm=2.0))
+param_scheduler = [
+    dict(type='StepLR', by_epoch=True, step_size=20, gamma=0.7),
+]
+train_cfg = dict(by_epoch=True, max_epochs=50, val_interval=1)
+val_cfg = dict(type='RSRetrievalValLoop')
+test_cfg = dict(type='RSRetrievalTestLoop')
+auto_scale_lr = dict(base_batch_size=100, enable=False)

@@ -1,0 +1,16 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""rsitr_mm: remote-sensing image-text retrieval for OpenMMLab.
+
+Importing this package registers every dataset, transform, model, metric,
+loop and hook into mmpretrain's registries (scope ``mmpretrain``), so a config
+anywhere can use them through
+``custom_imports=dict(imports=['rsitr_mm'], allow_failed_imports=False)``.
+"""
+from .utils.compat import apply_compat_patches
+
+apply_compat_patches()
+
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
+from .version import __version__, version_info  # noqa: E402
+
+__all__ = ['__version__', 'version_info']

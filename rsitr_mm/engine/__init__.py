@@ -1,0 +1,6 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+from .hooks import *  # noqa: F401,F403
+from .model_wrappers import CPUFriendlyDDP
+from .runners import *  # noqa: F401,F403
+
+__all__ = ['CPUFriendlyDDP']

@@ -1,0 +1,90 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``."""
+import os
+import os.path as osp
+from copy import deepcopy
+from typing import Dict, Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, ConfigDict
+
+
+def set_dataloader_defaults(cfg: Config,
+                            pin_memory: bool = True,
+                            persistent_workers: bool = True) -> None:
+    """Fill dataloader defaults, as mmpretrain's tools do.
+
+    ``collate_fn=default_collate`` is always set when missing (mmengine's
+    ``pseudo_collate`` silently builds a (C, B, H, W) batch with mmpretrain's
+    data preprocessor). ``persistent_workers`` is only set when the loader
+    has workers.
+    """
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field, None)
+        if loader is None:
+            continue
+        merged = ConfigDict(
+            pin_memory=pin_memory and torch.cuda.is_available(),
+            collate_fn=dict(type='default_collate'))
+        if loader.get('num_workers', 0) > 0:
+            merged.persistent_workers = persistent_workers
+        merged.update(deepcopy(loader))
+        cfg[field] = merged
+
+
+def setup_launcher(cfg: Config, launcher: str) -> None:
+    """Prepare ``cfg`` for ``launcher``, CPU-only machines included.
+
+    With ``launcher='pytorch'`` (``torchrun``) and no usable GPU, mmengine
+    would call ``torch.cuda.set_device`` and wrap the model with GPU
+    ``device_ids``. Here we initialise a gloo process group ourselves (the
+    Runner then skips its own init) and select :class:`CPUFriendlyDDP`.
+    With GPUs nothing changes (nccl, mmengine's defaults).
+    """
+    cfg.launcher = launcher
+    if launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    wrapper = dict(cfg.get('model_wrapper_cfg', None) or {})
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters',
+                       cfg.get('find_unused_parameters', False))
+    wrapper['type'] = 'CPUFriendlyDDP'
+    cfg.model_wrapper_cfg = wrapper
+
+
+def default_work_dir(cfg: Config, config_path: str,
+                     work_dir: Optional[str]) -> None:
+    """CLI ``--work-dir`` > ``work_dir`` in the file > ``work_dirs/<name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+
+
+def ensure_local_rank(local_rank: int) -> None:
+    """Export ``LOCAL_RANK`` for launchers that pass ``--local-rank``."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+def format_retrieval_table(metrics: Dict[str, float]) -> str:
+    """A Markdown table of the six recalls, mR and rsum.
+
+    Args:
+        metrics (dict): metric dict, keys with or without a prefix.
+
+    Returns:
+        str: the table.
+    """
+    short = {k.split('/')[-1]: v for k, v in metrics.items()}
+    cols = ['i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5',
+            't2i_R@10', 'mR', 'rsum']
+    present = [c for c in cols if c in short]
+    head = '| ' + ' | '.join(present) + ' |'
+    sep = '|' + '|'.join('---:' for _ in present) + '|'
+    row = '| ' + ' | '.join(f'{short[c]:.2f}' for c in present) + ' |'
+    return '\n'.join([head, sep, row])

@@ -1,0 +1,102 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Multi-positive InfoNCE (symmetric contrastive) loss."""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmpretrain.registry import MODELS
+
+from .utils import as_id_tensor, gather_candidates, positive_mask
+
+
+@MODELS.register_module()
+class MultiPositiveInfoNCELoss(nn.Module):
+    """Symmetric InfoNCE where captions of the same image are all positives.
+
+    For image row ``i`` and candidate captions ``j`` (this batch, or every
+    rank's batch with ``gather_negatives=True``) with logits
+    ``l_ij = s * <v_i, t_j>``, the target distribution is uniform over the
+    positives ``P(i) = {j : image_id_j == image_id_i}``::
+
+        L_i2t(i) = - sum_{j in P(i)} log softmax_j(l_ij) / |P(i)|
+
+    and symmetrically for text rows over images. Captions of the same image
+    are therefore never pushed apart as negatives. The loss is
+    ``loss_weight * (mean_i L_i2t + mean_j L_t2i) / 2``.
+
+    Args:
+        temperature (float): used when the model passes no ``logit_scale``
+            (``s = 1 / temperature``). Defaults to 0.07.
+        learnable (bool): make the temperature a learnable parameter (only
+            when the model passes no ``logit_scale``). Defaults to False.
+        gather_negatives (bool): in distributed training, use every rank's
+            embeddings as candidates. Defaults to True. Without a process
+            group it is a no-op.
+        loss_weight (float): weight of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self,
+                 temperature: float = 0.07,
+                 learnable: bool = False,
+                 gather_negatives: bool = True,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        log_scale = torch.tensor(math.log(1.0 / temperature))
+        if learnable:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer('log_scale', log_scale, persistent=False)
+        self.gather_negatives = gather_negatives
+        self.loss_weight = loss_weight
+        self.loss_name = 'loss_infonce'
+
+    @staticmethod
+    def _direction(anchor, anchor_ids, cand, cand_ids, scale):
+        logits = scale * anchor @ cand.t()  # (B, M)
+        pos = positive_mask(anchor_ids, cand_ids).float()
+        target = pos / pos.sum(dim=1, keepdim=True)
+        return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+    def forward(self,
+                image_embeds: torch.Tensor,
+                text_embeds: torch.Tensor,
+                image_ids: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None,
+                logit_scale: Optional[torch.Tensor] = None,
+                **kwargs) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            image_embeds (torch.Tensor): (B, D) L2-normalised image
+                embeddings, row ``i`` paired with caption row ``i``.
+            text_embeds (torch.Tensor): (B, D) L2-normalised caption
+                embeddings.
+            image_ids (torch.Tensor, optional): (B,) image id of each row;
+                ``None`` means every row is a different image.
+            labels (torch.Tensor, optional): unused (scene labels).
+            logit_scale (torch.Tensor, optional): scalar multiplier of the
+                cosine similarities (e.g. CLIP's ``exp(logit_scale)``).
+
+        Returns:
+            torch.Tensor: scalar loss.
+        """
+        if image_embeds.shape != text_embeds.shape:
+            raise ValueError('image and text embeddings must have the same '
+                             f'shape, got {tuple(image_embeds.shape)} and '
+                             f'{tuple(text_embeds.shape)}')
+        ids = as_id_tensor(image_ids, image_embeds.size(0),
+                           image_embeds.device)
+        scale = logit_scale if logit_scale is not None else \
+            self.log_scale.exp()
+        if self.gather_negatives:
+            all_txt, all_ids, _ = gather_candidates(text_embeds, ids)
+            all_img, _, _ = gather_candidates(image_embeds, ids)
+        else:
+            all_txt, all_img, all_ids = text_embeds, image_embeds, ids
+        loss_i2t = self._direction(image_embeds, ids, all_txt, all_ids, scale)
+        loss_t2i = self._direction(text_embeds, ids, all_img, all_ids, scale)
+        return self.loss_weight * (loss_i2t + loss_t2i) / 2

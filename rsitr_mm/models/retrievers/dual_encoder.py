@@ -1,0 +1,434 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""The dual-encoder retriever every rsitr_mm model is built on."""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+from mmpretrain.registry import MODELS
+
+from ...utils.dist import all_gather_variable
+
+ConfigType = Union[dict, nn.Module]
+
+CLIP_MEAN = [122.770938, 116.7460125, 104.09373615]
+CLIP_STD = [68.5005327, 66.6321579, 70.32316305]
+
+
+def _build(cfg: Optional[ConfigType]) -> Optional[nn.Module]:
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    return MODELS.build(cfg)
+
+
+def _read(sample, key: str, default=None):
+    """Read a field from a DataSample's data or metainfo."""
+    if key in sample:
+        return sample.get(key)
+    if key in sample.metainfo_keys():
+        return sample.metainfo[key]
+    return default
+
+
+def _first_int(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return int(value.flatten()[0].item())
+    if isinstance(value, (list, tuple)):
+        return int(value[0])
+    return int(value)
+
+
+def _infer_channels(module: Optional[nn.Module]) -> Optional[int]:
+    """Output width of an encoder or neck, if it declares one."""
+    for attr in ('embed_dim', 'out_channels', 'feat_dim'):
+        value = getattr(module, attr, None)
+        if isinstance(value, (list, tuple)):
+            value = value[-1]
+        if isinstance(value, int):
+            return value
+    return None
+
+
+@MODELS.register_module()
+class DualEncoderRetriever(BaseModel):
+    """Image encoder + text encoder mapped into one embedding space.
+
+    Pipeline of the image branch: ``image_encoder`` (any mmpretrain backbone
+    or :class:`CLIPVisionBackbone`; returns a tuple of tensors) ->
+    ``image_neck`` (optional, e.g. BSD or DAPN; returns (B, C)) or, without a
+    neck, the last tensor of the tuple (global-average pooled when 4-D) ->
+    ``image_proj``. Text branch: ``text_encoder`` (tokenises a list of
+    strings itself; returns (T, C)) -> ``text_proj``. Then every head's
+    ``embed`` may transform the pair (e.g. LSD's semantic decoupling), and
+    the results are L2-normalised: those are the retrieval embeddings.
+
+    Training loss: the sum of every entry of ``losses`` (each gets the
+    normalised pairs, ``image_ids`` so that captions of the same image are
+    positives, scene ``labels`` and ``logit_scale``) plus every head's
+    ``loss`` (which sees the projected embeddings entering that head).
+
+    Args:
+        image_encoder (dict | nn.Module): image backbone config.
+        text_encoder (dict | nn.Module): text encoder config.
+        image_neck (dict | nn.Module, optional): neck on the backbone output.
+        embed_dim (int): joint embedding width. Defaults to 512.
+        image_proj (str): ``'linear'``, ``'mlp'`` or ``'identity'``.
+        text_proj (str): ``'linear'``, ``'mlp'`` or ``'identity'``.
+        image_in_channels (int, optional): width entering ``image_proj``;
+            inferred from the neck/encoder when they declare it.
+        text_in_channels (int, optional): width entering ``text_proj``;
+            inferred from the text encoder when it declares it.
+        heads (Sequence[dict], optional): auxiliary heads (LSD, OSFCM).
+        losses (Sequence[dict]): retrieval losses. Defaults to one
+            :class:`MultiPositiveInfoNCELoss`.
+        temperature (float): initial temperature; ``logit_scale = 1 / T``
+            is handed to the losses. Defaults to 0.07.
+        learnable_temperature (bool): learn it. Defaults to True.
+        max_logit_scale (float): clamp of the logit scale. Defaults to 100.
+        freeze_image_encoder (bool): keep the image encoder fixed.
+        freeze_text_encoder (bool): keep the text encoder fixed.
+        data_preprocessor (dict, optional): defaults to mmpretrain's
+            ``MultiModalDataPreprocessor`` with CLIP's mean/std, RGB.
+        init_cfg (dict, optional): initialisation config.
+    """
+
+    def __init__(self,
+                 image_encoder: ConfigType,
+                 text_encoder: ConfigType,
+                 image_neck: Optional[ConfigType] = None,
+                 embed_dim: int = 512,
+                 image_proj: str = 'linear',
+                 text_proj: str = 'linear',
+                 image_in_channels: Optional[int] = None,
+                 text_in_channels: Optional[int] = None,
+                 heads: Optional[Sequence[ConfigType]] = None,
+                 losses: Optional[Sequence[ConfigType]] = None,
+                 temperature: float = 0.07,
+                 learnable_temperature: bool = True,
+                 max_logit_scale: float = 100.0,
+                 freeze_image_encoder: bool = False,
+                 freeze_text_encoder: bool = False,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(
+                type='MultiModalDataPreprocessor',
+                mean=CLIP_MEAN,
+                std=CLIP_STD,
+                to_rgb=True)
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+
+        self.image_encoder = _build(image_encoder)
+        self.image_neck = _build(image_neck)
+        self.text_encoder = _build(text_encoder)
+        self.embed_dim = embed_dim
+
+        if image_in_channels is None:
+            image_in_channels = _infer_channels(
+                self.image_neck if self.image_neck is not None else
+                self.image_encoder)
+        if text_in_channels is None:
+            text_in_channels = _infer_channels(self.text_encoder)
+        self.image_proj = self._make_proj(image_proj, image_in_channels,
+                                          'image')
+        self.text_proj = self._make_proj(text_proj, text_in_channels, 'text')
+
+        self.heads = nn.ModuleList([_build(h) for h in (heads or [])])
+        if losses is None:
+            losses = [dict(type='MultiPositiveInfoNCELoss')]
+        self.losses = nn.ModuleList([_build(loss) for loss in losses])
+        if not self.losses and not self.heads:
+            raise ValueError('DualEncoderRetriever needs at least one loss '
+                             'or head to train.')
+
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        log_scale = torch.tensor(math.log(1.0 / temperature))
+        if learnable_temperature:
+            self.logit_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer('logit_scale', log_scale)
+        self.max_logit_scale = max_logit_scale
+
+        self.freeze_image_encoder = freeze_image_encoder
+        self.freeze_text_encoder = freeze_text_encoder
+        for flag, module in ((freeze_image_encoder, self.image_encoder),
+                             (freeze_text_encoder, self.text_encoder)):
+            if flag:
+                for p in module.parameters():
+                    p.requires_grad_(False)
+
+    def _make_proj(self, kind: str, in_channels: Optional[int],
+                   name: str) -> nn.Module:
+        if kind == 'identity':
+            if in_channels is not None and in_channels != self.embed_dim:
+                raise ValueError(
+                    f'{name}_proj="identity" needs the {name} features to be '
+                    f'{self.embed_dim}-d (embed_dim), got {in_channels}')
+            return nn.Identity()
+        if kind not in ('linear', 'mlp'):
+            raise ValueError(f'{name}_proj must be "linear", "mlp" or '
+                             f'"identity", got {kind!r}')
+        if in_channels is None:
+            raise ValueError(
+                f'Cannot infer the width of the {name} features: set '
+                f'{name}_in_channels in the model config.')
+        if kind == 'linear':
+            return nn.Linear(in_channels, self.embed_dim)
+        return nn.Sequential(
+            nn.Linear(in_channels, self.embed_dim), nn.GELU(),
+            nn.Linear(self.embed_dim, self.embed_dim))
+
+    def train(self, mode: bool = True) -> 'DualEncoderRetriever':
+        """Set train mode, keeping frozen encoders in eval mode."""
+        super().train(mode)
+        if self.freeze_image_encoder:
+            self.image_encoder.eval()
+        if self.freeze_text_encoder:
+            self.text_encoder.eval()
+        return self
+
+    # ------------------------------------------------------------------ #
+    # Encoding
+    # ------------------------------------------------------------------ #
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Projected (not yet normalised) image embeddings.
+
+        Args:
+            images (torch.Tensor): (B, 3, H, W) normalised images.
+
+        Returns:
+            torch.Tensor: (B, embed_dim).
+        """
+        feats = self.image_encoder(images)
+        if self.image_neck is not None:
+            x = self.image_neck(feats)
+        else:
+            x = feats[-1] if isinstance(feats, (tuple, list)) else feats
+        if isinstance(x, (tuple, list)):
+            x = x[-1]
+        if x.dim() == 4:
+            x = x.mean(dim=(2, 3))
+        return self.image_proj(x)
+
+    def text_features(self, texts: List[str]) -> torch.Tensor:
+        """Projected (not yet normalised) caption embeddings.
+
+        Args:
+            texts (list[str]): T captions.
+
+        Returns:
+            torch.Tensor: (T, embed_dim).
+        """
+        return self.text_proj(self.text_encoder(list(texts)))
+
+    def _apply_heads(
+        self, image_emb: Optional[torch.Tensor],
+        text_emb: Optional[torch.Tensor]
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        for head in self.heads:
+            if hasattr(head, 'embed'):
+                image_emb, text_emb = head.embed(image_emb, text_emb)
+        return image_emb, text_emb
+
+    @staticmethod
+    def _texts_of(data_samples: Sequence[BaseDataElement]) -> List[str]:
+        texts: List[str] = []
+        for sample in data_samples:
+            text = _read(sample, 'text')
+            if text is None:
+                continue
+            texts.extend([text] if isinstance(text, str) else list(text))
+        return texts
+
+    def extract_feat(
+            self,
+            images: Optional[torch.Tensor] = None,
+            data_samples: Optional[Sequence[BaseDataElement]] = None
+    ) -> Dict[str, torch.Tensor]:
+        """L2-normalised retrieval embeddings of images and/or captions.
+
+        Args:
+            images (torch.Tensor, optional): (B, 3, H, W) images.
+            data_samples (list[DataSample], optional): samples whose
+                ``text`` (a caption or a list of captions) is encoded, in
+                order.
+
+        Returns:
+            dict: ``image_feat`` (B, D) and/or ``text_feat`` (T, D).
+        """
+        image_emb = self.image_features(images) if images is not None \
+            else None
+        texts = self._texts_of(data_samples) if data_samples else []
+        text_emb = self.text_features(texts) if texts else None
+        image_emb, text_emb = self._apply_heads(image_emb, text_emb)
+        out = {}
+        if image_emb is not None:
+            out['image_feat'] = F.normalize(image_emb, dim=-1)
+        if text_emb is not None:
+            out['text_feat'] = F.normalize(text_emb, dim=-1)
+        return out
+
+    def compute_similarity(self, image_feat: torch.Tensor,
+                           text_feat: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity matrix (N, T) of normalised features."""
+        return image_feat @ text_feat.t()
+
+    # ------------------------------------------------------------------ #
+    # Forward
+    # ------------------------------------------------------------------ #
+    def forward(self,
+                images: Optional[torch.Tensor] = None,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """Dispatch on ``mode``: ``'tensor'``, ``'loss'`` or ``'predict'``.
+
+        Args:
+            images (torch.Tensor, optional): (B, 3, H, W) images.
+            data_samples (list[DataSample], optional): the samples.
+            mode (str): what to return.
+
+        Returns:
+            dict | list: features (``tensor``), losses (``loss``) or the
+            samples with ``image_feat``/``text_feat`` set (``predict``).
+        """
+        if mode == 'tensor':
+            return self.extract_feat(images, data_samples)
+        if mode == 'loss':
+            return self.loss(images, data_samples)
+        if mode == 'predict':
+            return self.predict(images, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}".')
+
+    def loss(self, images: torch.Tensor,
+             data_samples: Sequence[BaseDataElement]
+             ) -> Dict[str, torch.Tensor]:
+        """Losses of one batch of (image, caption) pairs.
+
+        Args:
+            images (torch.Tensor): (B, 3, H, W) images.
+            data_samples (list[DataSample]): B samples, each with one
+                caption in ``text``, its ``image_id`` and ``gt_label``.
+
+        Returns:
+            dict[str, torch.Tensor]: named losses.
+        """
+        texts = []
+        for i, sample in enumerate(data_samples):
+            text = _read(sample, 'text')
+            if not isinstance(text, str):
+                raise ValueError(
+                    f'training sample {i} must carry one caption string in '
+                    f'"text", got {type(text).__name__}; use a train-mode '
+                    'dataset (test_mode=False).')
+            texts.append(text)
+        device = images.device
+        image_ids = torch.tensor([
+            _first_int(_read(s, 'image_id', i))
+            for i, s in enumerate(data_samples)
+        ],
+                                 device=device)
+        labels = torch.tensor([
+            _first_int(_read(s, 'gt_label', -1)) for s in data_samples
+        ],
+                              device=device)
+
+        image_emb = self.image_features(images)
+        text_emb = self.text_features(texts)
+        losses: Dict[str, torch.Tensor] = {}
+        for head in self.heads:
+            if hasattr(head, 'loss'):
+                for k, v in head.loss(image_emb, text_emb,
+                                      data_samples).items():
+                    losses[k] = losses[k] + v if k in losses else v
+            if hasattr(head, 'embed'):
+                image_emb, text_emb = head.embed(image_emb, text_emb)
+
+        image_emb = F.normalize(image_emb, dim=-1)
+        text_emb = F.normalize(text_emb, dim=-1)
+        logit_scale = self.logit_scale.exp().clamp(max=self.max_logit_scale)
+        for loss_module in self.losses:
+            name = getattr(loss_module, 'loss_name', None) or \
+                'loss_' + type(loss_module).__name__.replace('Loss', '') \
+                .lower()
+            value = loss_module(
+                image_emb,
+                text_emb,
+                image_ids=image_ids,
+                labels=labels,
+                logit_scale=logit_scale)
+            losses[name] = losses[name] + value if name in losses else value
+        return losses
+
+    def predict(self, images: Optional[torch.Tensor],
+                data_samples: Optional[list]) -> list:
+        """Attach retrieval embeddings to the samples.
+
+        Each sample gets ``image_feat`` (D,) when images are given and
+        ``text_feat`` (k, D) for its k captions.
+        """
+        feats = self.extract_feat(images, data_samples)
+        if data_samples is None:
+            data_samples = [BaseDataElement() for _ in range(len(images))]
+        offset = 0
+        for i, sample in enumerate(data_samples):
+            if 'image_feat' in feats:
+                sample.set_field(feats['image_feat'][i], 'image_feat')
+            text = _read(sample, 'text')
+            if text is not None and 'text_feat' in feats:
+                k = 1 if isinstance(text, str) else len(text)
+                sample.set_field(feats['text_feat'][offset:offset + k],
+                                 'text_feat')
+                offset += k
+        return data_samples
+
+    def predict_all(self,
+                    feats: Dict[str, torch.Tensor],
+                    data_samples: list,
+                    num_images: Optional[int] = None,
+                    num_texts: Optional[int] = None,
+                    cal_i2t: bool = True,
+                    cal_t2i: bool = True) -> Tuple[list, list]:
+        """mmpretrain ``BlipRetrieval``-compatible scoring of all features.
+
+        Gathers image and caption features from every rank (rank-blocked
+        order, as mmpretrain's retrieval loop expects with its sequential
+        sampler), truncates to ``num_images``/``num_texts``, and returns the
+        local samples with ``pred_score`` rows of the full matrix.
+
+        Returns:
+            tuple[list, list]: i2t samples (one per local image) and t2i
+            samples (one per local caption).
+        """
+        img_local = feats['image_feat']
+        txt_local = feats['text_feat']
+        img_all = torch.cat(all_gather_variable(img_local))[:num_images]
+        txt_all = torch.cat(all_gather_variable(txt_local))[:num_texts]
+        i2t_samples, t2i_samples = [], []
+        if cal_i2t:
+            scores = self.compute_similarity(img_local, txt_all)
+            for sample, row in zip(data_samples, scores):
+                out = sample.clone() if hasattr(sample, 'clone') else sample
+                out.set_field(row, 'pred_score')
+                if 'gt_text_id' in sample:
+                    out.set_field(sample.gt_text_id, 'gt_label')
+                i2t_samples.append(out)
+        if cal_t2i:
+            scores = self.compute_similarity(img_all, txt_local).t()
+            row = 0
+            for sample in data_samples:
+                gt_image = _read(sample, 'gt_image_id', [])
+                for image_id in (gt_image.tolist() if isinstance(
+                        gt_image, torch.Tensor) else gt_image):
+                    out = BaseDataElement()
+                    out.set_field(scores[row], 'pred_score')
+                    out.set_field(torch.tensor([int(image_id)]), 'gt_label')
+                    t2i_samples.append(out)
+                    row += 1
+        return i2t_samples, t2i_samples

@@ -1,0 +1,38 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Work-arounds for the measured traps of the pinned stack, applied once.
+
+``import rsitr_mm`` calls :func:`apply_compat_patches` before anything else,
+so no user has to set an environment variable:
+
+* torch >= 2.6 loads checkpoints with ``weights_only=True`` by default, while
+  mmengine 0.10.7 saves its message hub (``HistoryBuffer``, numpy scalars)
+  inside every checkpoint. Resuming, ``load_from`` and ``tools/test.py`` then
+  fail with ``UnpicklingError``. We re-register mmengine's local-file
+  checkpoint scheme so that it loads with ``weights_only=False``. Only files
+  the user points the runner at are read this way (the same trust model as
+  mmengine on torch < 2.6).
+"""
+import os.path as osp
+
+import torch
+
+_PATCHED = False
+
+
+def _load_local_checkpoint(filename: str, map_location=None):
+    """Load a local checkpoint written by mmengine (trusted, full pickle)."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def apply_compat_patches() -> None:
+    """Apply the stack work-arounds once per process (idempotent)."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', force=True)(
+        _load_local_checkpoint)
+    _PATCHED = True

@@ -1,0 +1,73 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG [CHECKPOINT]``.
+
+Prints the six recalls, mR and rsum as a table. Without a checkpoint the
+model is evaluated as built from the config (e.g. zero-shot pretrained
+weights named in the config).
+"""
+import argparse
+import json
+import os.path as osp
+
+import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
+                                    format_retrieval_table,
+                                    set_dataloader_defaults, setup_launcher)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a retrieval model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where to save the logs')
+    parser.add_argument('--out', help='write the metrics to this json file')
+    parser.add_argument(
+        '--amp', action='store_true', help='encode under autocast')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    ensure_local_rank(args.local_rank)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    default_work_dir(cfg, args.config, args.work_dir)
+    if args.checkpoint is not None:
+        if not osp.isfile(args.checkpoint):
+            raise FileNotFoundError(
+                f'checkpoint not found: {args.checkpoint}')
+        cfg.load_from = args.checkpoint
+    if args.amp:
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    set_dataloader_defaults(cfg)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    setup_launcher(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
+    metrics = runner.test()
+    if is_main_process():
+        print(format_retrieval_table(metrics), flush=True)
+        if args.out:
+            with open(args.out, 'w', encoding='utf-8') as f:
+                json.dump(metrics, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
