@@ -35,6 +35,8 @@ setup(
         'numpy>=1.26,<2.4',
         'nltk>=3.8',
         'pillow',
+        # ships the CLIP BPE vocabulary used by the CLIP converter
+        'open_clip_torch',
     ],
     extras_require={
         'tests': ['pytest', 'open_clip_torch', 'matplotlib'],

@@ -1,0 +1,132 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rsitr_mm.datasets.vocab import Vocabulary, load_or_build_vocab
+
+
+@MODELS.register_module()
+class BiGRUTextEncoder(BaseModule):
+    """Word-embedding + (bi)GRU caption encoder (VSE++ style).
+
+    Captions are tokenised with :func:`rsitr_mm.datasets.vocab.
+    tokenize_caption` (lower case, punctuation dropped), mapped to indices
+    (unknown words -> ``<unk>``; an empty caption becomes a single
+    ``<unk>``), embedded, and run through a GRU as a packed sequence, so
+    padding never changes a caption's embedding.
+
+    Output (``pooling``):
+
+    * ``'last'``: the final hidden states of the last GRU layer; with
+      ``bidirectional`` the forward and backward states are averaged.
+    * ``'mean'``: the mean over the caption's real time steps of the last
+      layer's outputs (directions averaged).
+
+    The vocabulary comes from ``vocab_file``, or an existing
+    ``vocab_cache``, or is built from the training captions of
+    ``ann_files`` (Karpathy json) and then saved to ``vocab_cache``. The
+    build is deterministic (frequency, then alphabetical order), so the same
+    files always give the same indices.
+
+    Args:
+        vocab_file (str, optional): Vocabulary json (see
+            :meth:`Vocabulary.load`).
+        ann_files (list[str], optional): Karpathy json files.
+        vocab_cache (str, optional): Json path to cache a built vocabulary.
+        min_freq (int): Minimum count to keep a word when building.
+            Defaults to 1.
+        word_dim (int): Word embedding size. Defaults to 300.
+        hidden_dim (int): GRU hidden size and output size. Defaults to 512.
+        num_layers (int): GRU layers. Defaults to 1.
+        bidirectional (bool): Bidirectional GRU. Defaults to True.
+        dropout (float): Dropout on word embeddings and between GRU layers.
+            Defaults to 0.
+        pooling (str): ``'last'`` or ``'mean'``. Defaults to ``'last'``.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 vocab_file: Optional[str] = None,
+                 ann_files: Optional[Sequence[str]] = None,
+                 vocab_cache: Optional[str] = None,
+                 min_freq: int = 1,
+                 word_dim: int = 300,
+                 hidden_dim: int = 512,
+                 num_layers: int = 1,
+                 bidirectional: bool = True,
+                 dropout: float = 0.,
+                 pooling: str = 'last',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if pooling not in ('last', 'mean'):
+            raise ValueError(
+                f"pooling must be 'last' or 'mean', got {pooling!r}.")
+        self.vocab: Vocabulary = load_or_build_vocab(vocab_file, ann_files,
+                                                     vocab_cache, min_freq)
+        self.embed = nn.Embedding(
+            len(self.vocab), word_dim, padding_idx=self.vocab.pad_id)
+        self.drop = nn.Dropout(dropout)
+        self.gru = nn.GRU(
+            word_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.)
+        self.num_directions = 2 if bidirectional else 1
+        self.pooling = pooling
+        self.out_channels = hidden_dim
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        with torch.no_grad():
+            self.embed.weight[self.vocab.pad_id].zero_()
+
+    def encode_ids(self, texts: List[str]):
+        """Map captions to a padded index tensor.
+
+        Returns:
+            tuple: ``ids`` (T, L) long on the module's device and
+            ``lengths`` (T, ) long on the CPU.
+        """
+        if isinstance(texts, str) or not texts:
+            raise TypeError('BiGRUTextEncoder.forward expects a non-empty '
+                            'list of strings.')
+        seqs = [self.vocab.encode(t) or [self.vocab.unk_id] for t in texts]
+        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+        ids = torch.full((len(seqs), int(lengths.max())),
+                         self.vocab.pad_id,
+                         dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        return ids.to(self.embed.weight.device), lengths
+
+    def forward(self, texts: List[str]) -> torch.Tensor:
+        """Encode captions.
+
+        Args:
+            texts (list[str]): T captions.
+
+        Returns:
+            Tensor: (T, hidden_dim).
+        """
+        ids, lengths = self.encode_ids(texts)
+        x = self.drop(self.embed(ids))
+        packed = pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=False)
+        out, h_n = self.gru(packed)
+        if self.pooling == 'last':
+            # h_n: (num_layers * num_directions, T, H); keep the last layer.
+            return h_n[-self.num_directions:].mean(0)
+        out, _ = pad_packed_sequence(
+            out, batch_first=True, total_length=ids.shape[1])
+        out = out.view(out.shape[0], out.shape[1], self.num_directions,
+                       -1).mean(2)
+        lengths = lengths.to(ids.device)
+        mask = torch.arange(ids.shape[1], device=ids.device)[None] \
+            < lengths[:, None]
+        mask = mask.unsqueeze(-1).to(out.dtype)
+        return (out * mask).sum(1) / lengths.to(out)[:, None]

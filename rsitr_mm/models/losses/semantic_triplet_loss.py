@@ -1,0 +1,306 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Semantic-guided Triplet Loss (STL) of SSJDN, our reading.
+
+SSJDN (Zheng et al., ACM TOMM 2024, arXiv 2212.05752) says only that STL
+"adaptively generates a constant" from semantic agreement to adjust the
+triplet loss. Here that constant is the margin of each (anchor, negative)
+pair. With cosine similarities ``S = I @ T^T`` of L2-normalised embeddings,
+positives on the diagonal and negatives the pairs with a different
+``image_id``::
+
+    c_i2t[i, j] = relu(m_ij + S[i, j] - S[i, i])    # image anchor i
+    c_t2i[i, j] = relu(m_ij + S[i, j] - S[j, j])    # text anchor j
+    loss = loss_weight * mean_i(agg_j c_i2t[i, j] + agg_j' c_t2i[j', i])
+
+``agg`` is ``max`` (hardest negative, VSE++) or ``sum``. The margin
+``m_ij`` (symmetric in ``i, j``) depends on ``semantic``:
+
+* ``'none'``: ``m_ij = m0`` (plain VSE++);
+* ``'label'``: ``m0 * same_class_scale`` when ``y_i == y_j``, else
+  ``m0 * diff_class_scale``; ``m0`` when either label is unknown (-1);
+* ``'prototype'``: ``m0 * (d + (s - d) * clamp(cos(p_{y_i}, p_{y_j}), 0, 1))``
+  with ``s, d`` the two scales and ``p_c`` a class prototype (an EMA of the
+  class's embeddings, or a learned ``nn.Embedding``), detached;
+* ``'amfmn'``: ``gamma * (e^beta - e^(beta * P_ij)) / (e^beta - 1)``, the
+  dynamic margin of AMFMN, with prior similarity ``P_ij`` in ``[0, 1]``
+  from labels (1 same class, 0 different) or prototypes.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmpretrain.registry import MODELS
+
+_SEMANTICS = ('none', 'label', 'prototype', 'amfmn')
+
+
+@MODELS.register_module()
+class SemanticGuidedTripletLoss(nn.Module):
+    """Hinge triplet ranking loss with a semantic, per-pair margin.
+
+    Args:
+        margin (float): Base margin ``m0``. Defaults to 0.2.
+        max_violation (bool): Hardest negative per anchor (VSE++) if True,
+            sum over negatives otherwise. Defaults to True.
+        semantic (str): ``'none'``, ``'label'``, ``'prototype'`` or
+            ``'amfmn'`` (see the module docstring). Defaults to ``'none'``.
+        same_class_scale (float): Margin factor for same-class negatives.
+            Defaults to 0.5.
+        diff_class_scale (float): Margin factor for different-class
+            negatives. Defaults to 1.0.
+        num_classes (int, optional): Number of scene classes; required by
+            ``'prototype'`` and by ``'amfmn'`` with ``amfmn_prior=
+            'prototype'``.
+        embed_dim (int, optional): Embedding width; required with
+            prototypes.
+        prototype (str): ``'ema'`` (buffer updated with the batch's
+            per-class mean embedding in training; no gradient) or
+            ``'learned'`` (``nn.Embedding`` trained by a prototype
+            classification term, weighted by ``prototype_loss_weight``).
+            Defaults to ``'ema'``.
+        prototype_momentum (float): EMA momentum. Defaults to 0.9.
+        prototype_loss_weight (float): Weight of the learned prototypes'
+            cross-entropy term (added to the returned loss). Defaults to 0.1.
+        prototype_temperature (float): Temperature of that term.
+            Defaults to 0.1.
+        gamma (float, optional): AMFMN's largest margin (at prior 0).
+            Defaults to ``margin``.
+        beta (float): AMFMN's curvature; 0 gives the linear limit
+            ``gamma * (1 - P)``. Defaults to 3.0.
+        amfmn_prior (str): ``'label'`` or ``'prototype'``. Defaults to
+            ``'label'``.
+        loss_weight (float): Weight of the whole loss. Defaults to 1.0.
+        loss_name (str): Key of this loss in the retriever's loss dict.
+            Defaults to ``'loss_stl'``.
+    """
+
+    def __init__(self,
+                 margin: float = 0.2,
+                 max_violation: bool = True,
+                 semantic: str = 'none',
+                 same_class_scale: float = 0.5,
+                 diff_class_scale: float = 1.0,
+                 num_classes: Optional[int] = None,
+                 embed_dim: Optional[int] = None,
+                 prototype: str = 'ema',
+                 prototype_momentum: float = 0.9,
+                 prototype_loss_weight: float = 0.1,
+                 prototype_temperature: float = 0.1,
+                 gamma: Optional[float] = None,
+                 beta: float = 3.0,
+                 amfmn_prior: str = 'label',
+                 loss_weight: float = 1.0,
+                 loss_name: str = 'loss_stl') -> None:
+        super().__init__()
+        name = 'SemanticGuidedTripletLoss'
+        if semantic not in _SEMANTICS:
+            raise ValueError(f'{name}: `semantic` must be one of '
+                             f'{_SEMANTICS}, got {semantic!r}.')
+        if prototype not in ('ema', 'learned'):
+            raise ValueError(f'{name}: `prototype` must be "ema" or '
+                             f'"learned", got {prototype!r}.')
+        if amfmn_prior not in ('label', 'prototype'):
+            raise ValueError(f'{name}: `amfmn_prior` must be "label" or '
+                             f'"prototype", got {amfmn_prior!r}.')
+        if not 0 <= prototype_momentum < 1:
+            raise ValueError(f'{name}: `prototype_momentum` must be in '
+                             f'[0, 1), got {prototype_momentum}.')
+        self.margin = float(margin)
+        self.max_violation = max_violation
+        self.semantic = semantic
+        self.same_class_scale = float(same_class_scale)
+        self.diff_class_scale = float(diff_class_scale)
+        self.num_classes = num_classes
+        self.embed_dim = embed_dim
+        self.prototype = prototype
+        self.prototype_momentum = prototype_momentum
+        self.prototype_loss_weight = prototype_loss_weight
+        self.prototype_temperature = prototype_temperature
+        self.gamma = self.margin if gamma is None else float(gamma)
+        self.beta = float(beta)
+        self.amfmn_prior = amfmn_prior
+        self.loss_weight = loss_weight
+        self.loss_name = loss_name
+
+        self.use_prototypes = semantic == 'prototype' or (
+            semantic == 'amfmn' and amfmn_prior == 'prototype')
+        if self.use_prototypes:
+            if not num_classes or not embed_dim:
+                raise ValueError(
+                    f'{name}: `num_classes` and `embed_dim` are required '
+                    f'with prototypes (semantic={semantic!r}), got '
+                    f'num_classes={num_classes}, embed_dim={embed_dim}.')
+            if prototype == 'learned':
+                self.prototypes = nn.Embedding(num_classes, embed_dim)
+            else:
+                self.register_buffer('proto_ema',
+                                     torch.zeros(num_classes, embed_dim))
+                self.register_buffer(
+                    'proto_seen', torch.zeros(num_classes, dtype=torch.bool))
+
+    # ------------------------------------------------------------ margins
+    def _label_known(self, labels: torch.Tensor) -> torch.Tensor:
+        """``(B, B)`` bool, True where both labels are known (>= 0)."""
+        known = labels >= 0
+        return known[:, None] & known[None, :]
+
+    def _prototype_similarity(self, labels: torch.Tensor) -> tuple:
+        """Detached prototype cosine in ``[0, 1]`` and its validity mask."""
+        known = labels >= 0
+        safe = labels.clamp_min(0)
+        if self.prototype == 'learned':
+            protos = self.prototypes.weight
+            valid = known
+        else:
+            protos = self.proto_ema
+            valid = known & self.proto_seen[safe]
+        p = F.normalize(protos.detach()[safe], dim=-1)
+        sim = (p @ p.t()).clamp(0.0, 1.0)
+        # same class is always fully similar, whatever the prototype
+        sim = torch.where(labels[:, None] == labels[None, :],
+                          torch.ones_like(sim), sim)
+        return sim, valid[:, None] & valid[None, :]
+
+    def _amfmn(self, prior: torch.Tensor) -> torch.Tensor:
+        if abs(self.beta) < 1e-8:
+            return self.gamma * (1.0 - prior)
+        eb = math.exp(self.beta)
+        return self.gamma * (eb - torch.exp(self.beta * prior)) / (eb - 1.0)
+
+    def pair_margins(self, labels: Optional[torch.Tensor],
+                     batch_size: int,
+                     device: torch.device) -> torch.Tensor:
+        """Margin ``m_ij`` of every (anchor, negative) pair, ``(B, B)``.
+
+        Unknown labels (-1) or ``labels=None`` give the base margin.
+        """
+        base = torch.full((batch_size, batch_size),
+                          self.margin,
+                          device=device)
+        if self.semantic == 'none' or labels is None:
+            return base
+        labels = labels.to(device=device, dtype=torch.long).view(-1)
+        same = labels[:, None] == labels[None, :]
+        if self.semantic == 'label':
+            scale = torch.where(
+                same, torch.full_like(base, self.same_class_scale),
+                torch.full_like(base, self.diff_class_scale))
+            margins = self.margin * scale
+            valid = self._label_known(labels)
+        elif self.semantic == 'prototype':
+            sim, valid = self._prototype_similarity(labels)
+            scale = self.diff_class_scale + (
+                self.same_class_scale - self.diff_class_scale) * sim
+            margins = self.margin * scale
+        else:  # amfmn
+            if self.amfmn_prior == 'label':
+                prior = same.float()
+                valid = self._label_known(labels)
+            else:
+                prior, valid = self._prototype_similarity(labels)
+            margins = self._amfmn(prior)
+        return torch.where(valid, margins, base)
+
+    # ---------------------------------------------------------- prototypes
+    @torch.no_grad()
+    def _update_ema(self, emb: torch.Tensor, labels: torch.Tensor) -> None:
+        known = labels >= 0
+        if not known.any():
+            return
+        emb = F.normalize(emb[known].detach().float(), dim=-1)
+        lab = labels[known]
+        for c in lab.unique().tolist():
+            mean = emb[lab == c].mean(dim=0)
+            if self.proto_seen[c]:
+                m = self.prototype_momentum
+                self.proto_ema[c].mul_(m).add_((1.0 - m) * mean)
+            else:
+                self.proto_ema[c].copy_(mean)
+                self.proto_seen[c] = True
+
+    def _prototype_ce(self, image_emb: torch.Tensor, text_emb: torch.Tensor,
+                      labels: torch.Tensor) -> torch.Tensor:
+        known = labels >= 0
+        protos = F.normalize(self.prototypes.weight, dim=-1)
+        if not known.any():
+            return protos.sum() * 0.0
+        emb = torch.cat([image_emb[known], text_emb[known]], dim=0)
+        target = torch.cat([labels[known], labels[known]], dim=0)
+        logits = emb @ protos.t() / self.prototype_temperature
+        return F.cross_entropy(logits, target)
+
+    # ------------------------------------------------------------- forward
+    def forward(self,
+                image_emb: torch.Tensor,
+                text_emb: torch.Tensor,
+                image_ids: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None,
+                logit_scale: Optional[torch.Tensor] = None,
+                **kwargs) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            image_emb (Tensor): ``(B, D)`` L2-normalised image embeddings.
+            text_emb (Tensor): ``(B, D)`` L2-normalised text embeddings;
+                row ``i`` is a caption of image row ``i``.
+            image_ids (Tensor, optional): ``(B,)`` image index of each row;
+                rows with the same id are never negatives of each other.
+                None means every row shows a different image.
+            labels (Tensor, optional): ``(B,)`` scene labels, -1 unknown.
+            logit_scale: Unused; accepted for the common loss signature.
+            **kwargs: Ignored, for the same reason.
+
+        Returns:
+            Tensor: scalar loss, already multiplied by ``loss_weight``.
+        """
+        if image_emb.dim() != 2 or image_emb.shape != text_emb.shape:
+            raise ValueError(
+                'SemanticGuidedTripletLoss: image_emb and text_emb must both '
+                f'be (B, D), got {tuple(image_emb.shape)} and '
+                f'{tuple(text_emb.shape)}.')
+        bsz = image_emb.shape[0]
+        if image_ids is None:
+            image_ids = torch.arange(bsz, device=image_emb.device)
+        image_ids = torch.as_tensor(image_ids, device=image_emb.device)
+        if image_ids.numel() != bsz:
+            raise ValueError('SemanticGuidedTripletLoss: image_ids must have '
+                             f'{bsz} elements, got {image_ids.numel()}.')
+        image_ids = image_ids.view(-1)
+        if labels is not None:
+            labels = torch.as_tensor(
+                labels, device=image_emb.device).long().view(-1)
+            if labels.numel() != bsz:
+                raise ValueError(
+                    'SemanticGuidedTripletLoss: labels must have '
+                    f'{bsz} elements, got {labels.numel()}.')
+
+        scores = image_emb @ text_emb.t()
+        diag = scores.diag()
+        margins = self.pair_margins(labels, bsz, scores.device).to(
+            scores.dtype)
+        negative = image_ids[:, None] != image_ids[None, :]
+
+        cost_i2t = (margins + scores - diag[:, None]).clamp_min(0)
+        cost_t2i = (margins + scores - diag[None, :]).clamp_min(0)
+        cost_i2t = cost_i2t.masked_fill(~negative, 0)
+        cost_t2i = cost_t2i.masked_fill(~negative, 0)
+        if self.max_violation:
+            i2t = cost_i2t.max(dim=1).values
+            t2i = cost_t2i.max(dim=0).values
+        else:
+            i2t = cost_i2t.sum(dim=1)
+            t2i = cost_t2i.sum(dim=0)
+        loss = (i2t + t2i).mean()
+
+        if self.use_prototypes and labels is not None:
+            if self.prototype == 'learned':
+                loss = loss + self.prototype_loss_weight * self._prototype_ce(
+                    image_emb, text_emb, labels)
+            elif self.training:
+                self._update_ema(
+                    torch.cat([image_emb, text_emb], dim=0),
+                    torch.cat([labels, labels], dim=0))
+        return self.loss_weight * loss

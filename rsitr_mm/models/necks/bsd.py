@@ -1,0 +1,308 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Bidirectional Scale Decoupling (BSD), the image neck of SSJDN.
+
+SSJDN (Zheng et al., ACM TOMM 2024, arXiv 2212.05752) describes BSD only in
+words: per scale, a Salience Feature Extraction (SFE) unit finds the salient
+features of that scale and a Salience-Guided Suppression (SGS) unit uses the
+salience found at one scale to suppress those features at the other scales,
+in both directions over the pyramid. No code or equations are public; the
+equations below are this project's reading (see ``docs/methods/ssjdn.md``).
+
+Notation for one chain over ``S`` scales visited in order ``k = 1..S``
+(fine-to-coarse ``'f2c'`` visits the inputs in the given order, coarse-to-fine
+``'c2f'`` in reverse):
+
+* lateral projection: ``F_k = Conv1x1(X_k)``, ``(B, C, H_k, W_k)``;
+* suppression input: ``Q_1 = 0``, ``Q_k = resize(A_{k-1}, H_k x W_k)``;
+* SGS: ``F'_k = F_k * (1 - alpha * Q_k)`` (soft) or
+  ``F'_k = F_k * (1 - alpha * T_k(Q_k))`` with ``T_k`` the 0/1 mask of the
+  top ``topk_ratio`` share of positions of ``Q_k`` (topk);
+* SFE: ``M_k = sigmoid(w_k * F'_k)`` (conv) or
+  ``M_k = softmax_HW(w_k * F'_k / tau) / max(...)`` (softmax), in ``[0, 1]``;
+  the scale's clue is ``f_k = sum_HW(F'_k * M_k) / (sum_HW(M_k) + eps)``;
+* accumulation: ``A_k = max(Q_k, M_k)`` (``accumulate='max'``) or
+  ``A_k = M_k`` (``accumulate='last'``).
+
+All clues of all chains (``len(directions) * S`` vectors of width ``C``) are
+fused: ``concat`` -> ``Linear(n * C, out_channels)`` over their
+concatenation; ``weighted`` -> ``Linear(C, out_channels)`` over
+``sum_n softmax(w)_n f_n`` with learned scalars ``w``.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+
+from mmpretrain.registry import MODELS
+
+_DIRECTIONS = ('f2c', 'c2f')
+
+
+@MODELS.register_module()
+class BidirectionalScaleDecoupling(BaseModule):
+    """Bidirectional Scale Decoupling neck (SSJDN's BSD, our reading).
+
+    Args:
+        in_channels (Sequence[int]): Channels of each input scale, in the
+            order the backbone returns them (finest first for mmpretrain's
+            ResNet ``out_indices=(1, 2, 3)``).
+        out_channels (int): Width of the fused output. Defaults to 512.
+        channels (int, optional): Common width ``C`` of the lateral 1x1
+            projections. Defaults to ``out_channels``.
+        salience (str): SFE form, ``'conv'`` (1x1 conv + sigmoid) or
+            ``'softmax'`` (1x1 conv, spatial softmax, divided by its max).
+            Defaults to ``'conv'``.
+        suppression (str): SGS form, ``'soft'`` (multiply by
+            ``1 - alpha * Q``) or ``'topk'`` (suppress the top
+            ``topk_ratio`` positions of ``Q``). Defaults to ``'soft'``.
+        topk_ratio (float): Share of positions suppressed by ``'topk'``, in
+            ``(0, 1]``. Defaults to 0.3.
+        suppress_strength (float): ``alpha`` in ``[0, 1]``; 0 turns SGS off.
+            Defaults to 1.0.
+        accumulate (str): ``'max'`` carries the element-wise max of all
+            previous salience maps down the chain, ``'last'`` only the
+            previous scale's map. Defaults to ``'max'``.
+        directions (Sequence[str]): Any non-empty subset of
+            ``('f2c', 'c2f')``. Defaults to both.
+        fusion (str): ``'concat'`` or ``'weighted'``. Defaults to
+            ``'concat'``.
+        pool (str): ``'weighted_avg'`` (salience-weighted average, the SFE
+            clue) or ``'avg'`` (plain average of the suppressed map, an
+            ablation without SFE pooling). Defaults to ``'weighted_avg'``.
+        softmax_temperature (float): ``tau`` of the ``'softmax'`` salience.
+            Defaults to 1.0.
+        detach_suppression (bool): Whether ``Q_k`` is detached, so that each
+            SFE unit learns only from its own clue and not from how much it
+            suppresses later scales. Defaults to True.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 out_channels: int = 512,
+                 channels: Optional[int] = None,
+                 salience: str = 'conv',
+                 suppression: str = 'soft',
+                 topk_ratio: float = 0.3,
+                 suppress_strength: float = 1.0,
+                 accumulate: str = 'max',
+                 directions: Sequence[str] = ('f2c', 'c2f'),
+                 fusion: str = 'concat',
+                 pool: str = 'weighted_avg',
+                 softmax_temperature: float = 1.0,
+                 detach_suppression: bool = True,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        name = 'BidirectionalScaleDecoupling'
+        if isinstance(in_channels, int):
+            in_channels = [in_channels]
+        in_channels = list(in_channels)
+        if len(in_channels) == 0 or not all(
+                isinstance(c, int) and c > 0 for c in in_channels):
+            raise ValueError(f'{name}: `in_channels` must be a non-empty list '
+                             f'of positive ints, got {in_channels}.')
+        if isinstance(directions, str):
+            directions = (directions, )
+        directions = tuple(directions)
+        if (len(directions) == 0 or len(set(directions)) != len(directions)
+                or any(d not in _DIRECTIONS for d in directions)):
+            raise ValueError(f'{name}: `directions` must be a non-empty '
+                             f'subset of {_DIRECTIONS}, got {directions}.')
+        choices = dict(
+            salience=(salience, ('conv', 'softmax')),
+            suppression=(suppression, ('soft', 'topk')),
+            accumulate=(accumulate, ('max', 'last')),
+            fusion=(fusion, ('concat', 'weighted')),
+            pool=(pool, ('weighted_avg', 'avg')))
+        for field, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f'{name}: `{field}` must be one of '
+                                 f'{allowed}, got {value!r}.')
+        if not 0 < topk_ratio <= 1:
+            raise ValueError(f'{name}: `topk_ratio` must be in (0, 1], '
+                             f'got {topk_ratio}.')
+        if not 0 <= suppress_strength <= 1:
+            raise ValueError(f'{name}: `suppress_strength` must be in '
+                             f'[0, 1], got {suppress_strength}.')
+        if softmax_temperature <= 0:
+            raise ValueError(f'{name}: `softmax_temperature` must be > 0, '
+                             f'got {softmax_temperature}.')
+
+        self.in_channels = in_channels
+        self.num_scales = len(in_channels)
+        self.out_channels = out_channels
+        self.channels = channels or out_channels
+        self.salience = salience
+        self.suppression = suppression
+        self.topk_ratio = topk_ratio
+        self.suppress_strength = suppress_strength
+        self.accumulate = accumulate
+        self.directions = directions
+        self.fusion = fusion
+        self.pool = pool
+        self.softmax_temperature = softmax_temperature
+        self.detach_suppression = detach_suppression
+        self.eps = 1e-6
+
+        # Lateral projections are shared by the chains; each chain has its
+        # own SFE scoring conv per scale (its inputs differ after SGS).
+        self.lateral_convs = nn.ModuleList(
+            nn.Conv2d(c, self.channels, kernel_size=1) for c in in_channels)
+        self.salience_convs = nn.ModuleDict({
+            d: nn.ModuleList(
+                nn.Conv2d(self.channels, 1, kernel_size=1)
+                for _ in in_channels)
+            for d in directions
+        })
+        num_clues = len(directions) * self.num_scales
+        if fusion == 'concat':
+            self.fuse = nn.Linear(num_clues * self.channels, out_channels)
+        else:
+            self.clue_logits = nn.Parameter(torch.zeros(num_clues))
+            self.fuse = nn.Linear(self.channels, out_channels)
+
+    # ------------------------------------------------------------------ SFE
+    def _salience_map(self, feat: torch.Tensor,
+                      conv: nn.Module) -> torch.Tensor:
+        """SFE map ``M`` of one scale, ``(B, C, H, W) -> (B, 1, H, W)``."""
+        logits = conv(feat)
+        if self.salience == 'conv':
+            return logits.sigmoid()
+        b, _, h, w = logits.shape
+        prob = F.softmax(
+            logits.flatten(1) / self.softmax_temperature, dim=1)
+        prob = prob / prob.amax(dim=1, keepdim=True).clamp_min(self.eps)
+        return prob.view(b, 1, h, w)
+
+    def _pool(self, feat: torch.Tensor, sal: torch.Tensor) -> torch.Tensor:
+        """Clue of one scale, ``(B, C, H, W), (B, 1, H, W) -> (B, C)``."""
+        if self.pool == 'avg':
+            return feat.mean(dim=(2, 3))
+        num = (feat * sal).sum(dim=(2, 3))
+        den = sal.sum(dim=(2, 3)).clamp_min(self.eps)
+        return num / den
+
+    # ------------------------------------------------------------------ SGS
+    def _topk_mask(self, q: torch.Tensor) -> torch.Tensor:
+        """0/1 mask of the top ``topk_ratio`` positions of ``q`` (B,1,H,W)."""
+        b, _, h, w = q.shape
+        k = max(1, int(round(self.topk_ratio * h * w)))
+        idx = q.flatten(1).topk(k, dim=1).indices
+        mask = torch.zeros_like(q.flatten(1)).scatter_(1, idx, 1.0)
+        return mask.view(b, 1, h, w)
+
+    def _suppress(self, feat: torch.Tensor,
+                  q: Optional[torch.Tensor]) -> Tuple[torch.Tensor,
+                                                      torch.Tensor]:
+        """Apply SGS. Returns the suppressed map and the amount ``alpha*Q``.
+
+        Args:
+            feat (Tensor): ``(B, C, H, W)`` lateral features of this scale.
+            q (Tensor, optional): ``(B, 1, H, W)`` accumulated salience of
+                the previous scales, resized to this scale; None at the
+                first scale of a chain.
+        """
+        if q is None:
+            b, _, h, w = feat.shape
+            return feat, feat.new_zeros(b, 1, h, w)
+        if self.suppression == 'topk':
+            q = self._topk_mask(q)
+        amount = self.suppress_strength * q
+        return feat * (1.0 - amount), amount
+
+    # --------------------------------------------------------------- chains
+    def _check_inputs(self, inputs) -> List[torch.Tensor]:
+        if isinstance(inputs, torch.Tensor):
+            inputs = (inputs, )
+        if not isinstance(inputs, (tuple, list)):
+            raise TypeError('BidirectionalScaleDecoupling: inputs must be a '
+                            f'tuple of (B, C, H, W) tensors, got '
+                            f'{type(inputs)}.')
+        if len(inputs) != self.num_scales:
+            raise ValueError(
+                'BidirectionalScaleDecoupling: expected '
+                f'{self.num_scales} scales (len(in_channels)), got '
+                f'{len(inputs)} inputs.')
+        for i, (x, c) in enumerate(zip(inputs, self.in_channels)):
+            if x.dim() != 4 or x.shape[1] != c:
+                raise ValueError(
+                    'BidirectionalScaleDecoupling: input '
+                    f'{i} must have shape (B, {c}, H, W) '
+                    f'(in_channels[{i}]={c}), got {tuple(x.shape)}.')
+        return list(inputs)
+
+    def _run_chain(self, feats: List[torch.Tensor], direction: str):
+        """Run one SGS/SFE chain; returns clues and maps in INPUT order."""
+        order = list(range(self.num_scales))
+        if direction == 'c2f':
+            order = order[::-1]
+        convs = self.salience_convs[direction]
+        clues: List[Optional[torch.Tensor]] = [None] * self.num_scales
+        sal_maps: List[Optional[torch.Tensor]] = [None] * self.num_scales
+        sup_maps: List[Optional[torch.Tensor]] = [None] * self.num_scales
+        acc = None  # accumulated salience at the previous scale's size
+        for idx in order:
+            feat = feats[idx]
+            q = None
+            if acc is not None:
+                q = F.interpolate(
+                    acc,
+                    size=feat.shape[-2:],
+                    mode='bilinear',
+                    align_corners=False).clamp(0.0, 1.0)
+                if self.detach_suppression:
+                    q = q.detach()
+            feat_s, amount = self._suppress(feat, q)
+            sal = self._salience_map(feat_s, convs[idx])
+            clues[idx] = self._pool(feat_s, sal)
+            sal_maps[idx] = sal
+            sup_maps[idx] = amount
+            if self.accumulate == 'max' and q is not None:
+                acc = torch.maximum(q, sal)
+            else:
+                acc = sal
+        return clues, sal_maps, sup_maps
+
+    def forward_with_maps(
+        self, inputs: Sequence[torch.Tensor]
+    ) -> Tuple[torch.Tensor, Dict[str, Dict[str, List[torch.Tensor]]]]:
+        """Forward and also return the explicit maps, for visualisation.
+
+        Args:
+            inputs (Sequence[Tensor]): ``S`` maps ``(B, C_s, H_s, W_s)``.
+
+        Returns:
+            tuple: ``feat`` ``(B, out_channels)`` and
+            ``dict(salience={dir: [M_s]}, suppression={dir: [alpha*Q_s]})``
+            where every map is ``(B, 1, H_s, W_s)`` in ``[0, 1]``, listed in
+            input order (index ``s`` is ``inputs[s]``'s scale) for each
+            direction in ``directions``.
+        """
+        xs = self._check_inputs(inputs)
+        feats = [conv(x) for conv, x in zip(self.lateral_convs, xs)]
+        all_clues = []
+        maps = dict(salience={}, suppression={})
+        for d in self.directions:
+            clues, sal, sup = self._run_chain(feats, d)
+            all_clues.extend(clues)
+            maps['salience'][d] = sal
+            maps['suppression'][d] = sup
+        if self.fusion == 'concat':
+            fused = torch.cat(all_clues, dim=1)
+        else:
+            weights = self.clue_logits.softmax(dim=0)
+            fused = sum(w * c for w, c in zip(weights, all_clues))
+        return self.fuse(fused), maps
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Fuse the per-scale clues of all chains.
+
+        Args:
+            inputs (Sequence[Tensor]): ``S`` maps ``(B, C_s, H_s, W_s)``.
+
+        Returns:
+            Tensor: ``(B, out_channels)`` image feature (not normalised).
+        """
+        return self.forward_with_maps(inputs)[0]

@@ -1,0 +1,220 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmpretrain.registry import MODELS
+from rsitr_mm.models.necks import BidirectionalScaleDecoupling
+
+DIRECTIONS = [('f2c', ), ('c2f', ), ('f2c', 'c2f')]
+
+
+def _pyramid(num_scales, batch=2, base=16, channels=(4, 6, 8, 10)):
+    """Fine-to-coarse maps: 16x16, 8x8, 4x4, 2x2."""
+    return tuple(
+        torch.randn(batch, channels[s], base >> s, base >> s)
+        for s in range(num_scales))
+
+
+@pytest.mark.parametrize('num_scales', [1, 2, 3, 4])
+@pytest.mark.parametrize('directions', DIRECTIONS)
+@pytest.mark.parametrize('fusion', ['concat', 'weighted'])
+def test_output_shape(num_scales, directions, fusion):
+    in_ch = [4, 6, 8, 10][:num_scales]
+    neck = MODELS.build(
+        dict(
+            type='BidirectionalScaleDecoupling',
+            in_channels=in_ch,
+            out_channels=12,
+            channels=5,
+            directions=directions,
+            fusion=fusion))
+    x = _pyramid(num_scales, batch=3)
+    out = neck(x)
+    assert out.shape == (3, 12)
+    feat, maps = neck.forward_with_maps(x)
+    torch.testing.assert_close(feat, out)
+    assert set(maps['salience']) == set(directions)
+    assert set(maps['suppression']) == set(directions)
+    for d in directions:
+        for kind in ('salience', 'suppression'):
+            assert len(maps[kind][d]) == num_scales
+            for s, m in enumerate(maps[kind][d]):
+                assert m.shape == (3, 1) + tuple(x[s].shape[-2:])
+                assert m.min() >= 0 and m.max() <= 1
+
+
+@pytest.mark.parametrize('salience', ['conv', 'softmax'])
+@pytest.mark.parametrize('suppression', ['soft', 'topk'])
+def test_gradients_reach_every_scale(salience, suppression):
+    neck = BidirectionalScaleDecoupling([4, 6, 8],
+                                        out_channels=7,
+                                        channels=5,
+                                        salience=salience,
+                                        suppression=suppression)
+    x = tuple(t.requires_grad_() for t in _pyramid(3))
+    neck(x).pow(2).sum().backward()
+    for t in x:
+        assert t.grad is not None and t.grad.abs().sum() > 0
+    for conv in neck.salience_convs['f2c']:
+        assert conv.weight.grad.abs().sum() > 0
+
+
+def test_softmax_salience_peaks_at_one():
+    neck = BidirectionalScaleDecoupling([4, 6],
+                                        out_channels=8,
+                                        salience='softmax')
+    _, maps = neck.forward_with_maps(_pyramid(2))
+    for d in ('f2c', 'c2f'):
+        for m in maps['salience'][d]:
+            peak = m.flatten(1).max(dim=1).values
+            torch.testing.assert_close(peak, torch.ones_like(peak))
+
+
+def _identity_neck(**kwargs):
+    """2 scales of 3 channels, identity laterals, scale-0 salience driven
+    by channel 0: M_0 = sigmoid(20 * x0 - 10)."""
+    neck = BidirectionalScaleDecoupling([3, 3],
+                                        out_channels=4,
+                                        channels=3,
+                                        directions=('f2c', ),
+                                        **kwargs)
+    with torch.no_grad():
+        for conv in neck.lateral_convs:
+            conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            conv.bias.zero_()
+        sal0 = neck.salience_convs['f2c'][0]
+        sal0.weight.zero_()
+        sal0.weight[0, 0] = 20.0
+        sal0.bias.fill_(-10.0)
+    return neck
+
+
+def _capture_suppressed(neck, x, scale=1, direction='f2c'):
+    """Input of the SFE conv of ``scale``: the suppressed features F'."""
+    seen = {}
+    conv = neck.salience_convs[direction][scale]
+    handle = conv.register_forward_hook(
+        lambda mod, inp, out: seen.setdefault('feat', inp[0].detach()))
+    _, maps = neck.forward_with_maps(x)
+    handle.remove()
+    return seen['feat'], maps
+
+
+def _two_region_input():
+    # scale 0: 8x8, channel 0 is 1 on the left half (salient), 0 on the right
+    x0 = torch.zeros(1, 3, 8, 8)
+    x0[:, 0, :, :4] = 1.0
+    # scale 1: 8x8 too (ViT-like equal grids), positive features everywhere
+    x1 = torch.rand(1, 3, 8, 8) + 0.5
+    return x0, x1
+
+
+def test_soft_suppression_lowers_salient_region_only():
+    neck = _identity_neck(suppression='soft', suppress_strength=1.0)
+    x0, x1 = _two_region_input()
+    feat1, maps = _capture_suppressed(neck, (x0, x1))
+    m0 = maps['salience']['f2c'][0]
+    assert m0[..., :4].min() > 0.99 and m0[..., 4:].max() < 1e-3
+    # the first scale of the chain is never suppressed
+    assert maps['suppression']['f2c'][0].abs().max() == 0
+    # exact SGS equation F'_1 = F_1 * (1 - alpha * M_0) (same grid size)
+    torch.testing.assert_close(feat1, x1 * (1 - m0))
+    torch.testing.assert_close(maps['suppression']['f2c'][1], m0)
+    left, right = feat1[..., :4], feat1[..., 4:]
+    assert (left < 0.02 * x1[..., :4]).all()
+    torch.testing.assert_close(right, x1[..., 4:], rtol=1e-3, atol=1e-3)
+
+
+def test_soft_suppression_strength_and_resize():
+    neck = _identity_neck(suppression='soft', suppress_strength=0.5)
+    x0, _ = _two_region_input()
+    x1 = torch.rand(1, 3, 4, 4) + 0.5  # coarser next scale
+    feat1, maps = _capture_suppressed(neck, (x0, x1))
+    m0 = maps['salience']['f2c'][0]
+    q = F.interpolate(m0, size=(4, 4), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(feat1, x1 * (1 - 0.5 * q))
+    # left columns were suppressed by half, right ones untouched
+    torch.testing.assert_close(
+        feat1[..., :2], 0.5 * x1[..., :2], rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(
+        feat1[..., 2:], x1[..., 2:], rtol=1e-2, atol=1e-2)
+
+
+def test_topk_suppression_zeroes_top_positions():
+    neck = _identity_neck(suppression='topk', topk_ratio=0.5)
+    x0, x1 = _two_region_input()
+    feat1, maps = _capture_suppressed(neck, (x0, x1))
+    assert torch.equal(feat1[..., :4], torch.zeros_like(feat1[..., :4]))
+    assert torch.equal(feat1[..., 4:], x1[..., 4:])
+    sup = maps['suppression']['f2c'][1]
+    assert sup.sum() == 32  # 50% of 64 positions
+
+
+def test_c2f_suppresses_the_finer_scale():
+    neck = BidirectionalScaleDecoupling([3, 3],
+                                        out_channels=4,
+                                        channels=3,
+                                        directions=('c2f', ))
+    with torch.no_grad():
+        for conv in neck.lateral_convs:
+            conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            conv.bias.zero_()
+        sal = neck.salience_convs['c2f'][1]  # coarse scale goes first
+        sal.weight.zero_()
+        sal.weight[0, 0] = 20.0
+        sal.bias.fill_(-10.0)
+    x0 = torch.rand(1, 3, 8, 8) + 0.5
+    x1 = torch.zeros(1, 3, 8, 8)
+    x1[:, 0, :4] = 1.0  # top half salient on the coarse scale
+    feat0, maps = _capture_suppressed(neck, (x0, x1), scale=0,
+                                      direction='c2f')
+    assert maps['suppression']['c2f'][1].abs().max() == 0
+    assert (feat0[..., :4, :] < 0.02 * x0[..., :4, :]).all()
+    torch.testing.assert_close(
+        feat0[..., 4:, :], x0[..., 4:, :], rtol=1e-3, atol=1e-3)
+
+
+def test_accumulated_suppression_is_max_of_previous_maps():
+    neck = BidirectionalScaleDecoupling([3, 3, 3],
+                                        out_channels=4,
+                                        directions=('f2c', ),
+                                        accumulate='max')
+    x = tuple(torch.randn(2, 3, 6, 6) for _ in range(3))
+    _, maps = neck.forward_with_maps(x)
+    sal = maps['salience']['f2c']
+    sup = maps['suppression']['f2c']
+    torch.testing.assert_close(sup[2], torch.maximum(sal[0], sal[1]))
+
+    neck.accumulate = 'last'
+    _, maps = neck.forward_with_maps(x)
+    torch.testing.assert_close(maps['suppression']['f2c'][2],
+                               maps['salience']['f2c'][1])
+
+
+def test_zero_strength_disables_suppression():
+    neck = _identity_neck(suppress_strength=0.0)
+    x0, x1 = _two_region_input()
+    feat1, _ = _capture_suppressed(neck, (x0, x1))
+    torch.testing.assert_close(feat1, x1)
+
+
+def test_bad_config_and_inputs():
+    with pytest.raises(ValueError, match='directions'):
+        BidirectionalScaleDecoupling([4], directions=('up', ))
+    with pytest.raises(ValueError, match='salience'):
+        BidirectionalScaleDecoupling([4], salience='attention')
+    with pytest.raises(ValueError, match='topk_ratio'):
+        BidirectionalScaleDecoupling([4], topk_ratio=0.0)
+    neck = BidirectionalScaleDecoupling([4, 6], out_channels=8)
+    with pytest.raises(ValueError, match='2 scales'):
+        neck(_pyramid(1))
+    with pytest.raises(ValueError, match=r'\(B, 6, H, W\)'):
+        neck((torch.randn(1, 4, 4, 4), torch.randn(1, 5, 2, 2)))
+
+
+def test_single_tensor_input_is_accepted():
+    neck = BidirectionalScaleDecoupling(4, out_channels=8)
+    assert isinstance(neck.lateral_convs[0], nn.Conv2d)
+    assert neck(torch.randn(2, 4, 5, 5)).shape == (2, 8)
