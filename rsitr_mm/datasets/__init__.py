@@ -1,0 +1,22 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+from .label_sources import (LABEL_RULES, SYDNEY_CLASSES, UCM_CLASSES,
+                            filename_prefix_label, load_class_map,
+                            normalize_class_name, sydney_keyword_label,
+                            ucm_index_label)
+from .object_priors import (ObjectPriors, build_object_priors,
+                            extract_object_nouns, load_lexicon)
+from .precomp import convert_precomp, precomp_to_karpathy
+from .rs_datasets import (RSICD, RSITMD, SydneyCaptions, SyntheticScenes,
+                          UCMCaptions)
+from .rs_retrieval import RSRetrievalDataset
+from .transforms import *  # noqa: F401,F403
+
+__all__ = [
+    'ObjectPriors', 'build_object_priors', 'extract_object_nouns',
+    'load_lexicon',
+    'RSRetrievalDataset', 'RSICD', 'RSITMD', 'UCMCaptions', 'SydneyCaptions',
+    'SyntheticScenes', 'LABEL_RULES', 'UCM_CLASSES', 'SYDNEY_CLASSES',
+    'normalize_class_name', 'load_class_map', 'filename_prefix_label',
+    'ucm_index_label', 'sydney_keyword_label', 'precomp_to_karpathy',
+    'convert_precomp'
+]
