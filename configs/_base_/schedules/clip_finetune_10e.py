@@ -18,6 +18,4 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=1)
-val_cfg = dict(type='RSRetrievalValLoop')
-test_cfg = dict(type='RSRetrievalTestLoop')
 auto_scale_lr = dict(base_batch_size=128, enable=False)

@@ -1,0 +1,66 @@
+# SSJDN (Zheng et al., ACM TOMM 2024): ResNet-50 multi-scale features ->
+# Bidirectional Scale Decoupling (BSD) -> 512-d embedding; BiGRU text
+# encoder; Label-supervised Semantic Decoupling (LSD) head on both
+# modalities; Semantic-guided Triplet Loss (STL). Our reading of the paper:
+# see docs/methods/ssjdn.md. Dataset configs set `num_classes` and the
+# caption files the BiGRU vocabulary is built from.
+#
+# ImageNet weights load from a LOCAL file (no download): put mmpretrain's
+# resnet50_8xb32_in1k checkpoint at this path, or override it with
+#   --cfg-options model.image_encoder.init_cfg.checkpoint=PATH
+# (set model.image_encoder.init_cfg=None to train from scratch).
+resnet50_checkpoint = 'checkpoints/resnet50_8xb32_in1k.pth'
+
+model = dict(
+    type='DualEncoderRetriever',
+    image_encoder=dict(
+        type='ResNet',
+        depth=50,
+        out_indices=(1, 2, 3),
+        norm_eval=False,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint=resnet50_checkpoint,
+            prefix='backbone.')),
+    image_neck=dict(
+        type='BidirectionalScaleDecoupling',
+        in_channels=[512, 1024, 2048],
+        out_channels=512,
+        salience='conv',
+        suppression='soft',
+        suppress_strength=1.0,
+        directions=('f2c', 'c2f'),
+        fusion='concat'),
+    text_encoder=dict(
+        type='BiGRUTextEncoder',
+        ann_files=[],  # set by the dataset config
+        word_dim=300,
+        hidden_dim=512),
+    embed_dim=512,
+    image_in_channels=512,
+    text_in_channels=512,
+    heads=[
+        dict(
+            type='LabelSemanticHead',
+            in_channels=512,
+            num_classes=-1,  # set by the dataset config
+            semantic_dim=128,
+            retrieval_mode='residual'),
+    ],
+    losses=[
+        dict(
+            type='SemanticGuidedTripletLoss',
+            margin=0.2,
+            max_violation=True,
+            semantic='label',
+            same_class_scale=0.5,
+            diff_class_scale=1.0),
+    ],
+    data_preprocessor=dict(
+        type='MultiModalDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
+)
+# some heads skip unlabelled batches
+find_unused_parameters = True

@@ -1,0 +1,29 @@
+# SSJDN on RSICD: ResNet-50 + BSD, BiGRU, LSD, STL; the era's defaults
+# (embed 512, margin 0.2, Adam 2e-4 decayed x0.7 every 20 epochs, batch 100).
+#   python tools/train.py configs/ssjdn_rsicd.py
+#   bash tools/dist_train.sh configs/ssjdn_rsicd.py 8
+_base_ = [
+    './_base_/models/ssjdn_r50_bigru.py',
+    './_base_/datasets/rsicd.py',
+    './_base_/schedules/adam_step_50e.py',
+    './_base_/default_runtime.py',
+]
+
+data_root = 'data/rsicd'
+num_classes = 31  # scene classes of RSICD (see docs/datasets.md)
+
+model = dict(
+    text_encoder=dict(
+        ann_files=[data_root + '/dataset_rsicd.json'],
+        vocab_cache=data_root + '/vocab_bigru.json'),
+    heads=[
+        dict(
+            type='LabelSemanticHead',
+            in_channels=512,
+            num_classes=num_classes,
+            semantic_dim=128,
+            retrieval_mode='residual'),
+    ],
+)
+
+train_dataloader = dict(batch_size=100)

@@ -1,0 +1,39 @@
+# VSE++ baseline on RSITMD: ResNet-50 (pooled last stage) + BiGRU, hardest-
+# negative triplet loss (margin 0.2), Adam 2e-4 decayed x0.7 / 20 epochs.
+# Train from an ImageNet checkpoint (local path) or from scratch with
+#   --cfg-options model.image_encoder.init_cfg=None
+_base_ = [
+    './_base_/datasets/rsitmd.py',
+    './_base_/schedules/adam_step_50e.py',
+    './_base_/default_runtime.py',
+]
+data_root = 'data/rsitmd'
+resnet50_checkpoint = 'checkpoints/resnet50_8xb32_in1k.pth'
+
+model = dict(
+    type='DualEncoderRetriever',
+    image_encoder=dict(
+        type='ResNet',
+        depth=50,
+        out_indices=(3, ),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint=resnet50_checkpoint,
+            prefix='backbone.')),
+    text_encoder=dict(
+        type='BiGRUTextEncoder',
+        ann_files=[data_root + '/dataset_rsitmd.json'],
+        vocab_cache=data_root + '/vocab_bigru.json',
+        word_dim=300,
+        hidden_dim=512),
+    embed_dim=512,
+    image_in_channels=2048,
+    text_in_channels=512,
+    losses=[dict(type='TripletRankingLoss', margin=0.2, max_violation=True)],
+    data_preprocessor=dict(
+        type='MultiModalDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
+)
+train_dataloader = dict(batch_size=100)

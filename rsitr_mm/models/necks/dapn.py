@@ -1,0 +1,294 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""DAPN: the Dual-Attention Perception Network of OSDPM (our reading).
+
+The paper describes two attentions on CLIP's image features: a
+spatial-channel collaborative attention for global context, and an adaptive
+salient-region object attention that aggregates multi-scale region features
+with dynamic weights. No code was released; the equations below are ours and
+are documented in ``docs/methods/osdpm.md``.
+"""
+from functools import lru_cache
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from mmpretrain.registry import MODELS
+
+_FUSIONS = ('residual', 'sum', 'replace')
+_BRANCHES = ('context', 'region')
+
+
+@lru_cache(maxsize=64)
+def _region_pool_matrix(height: int, width: int, scale: int) -> torch.Tensor:
+    """Averaging matrix of ``adaptive_avg_pool2d(x, scale)``.
+
+    Row ``r = i * scale + j`` holds ``1 / |region|`` on the grid cells of
+    region ``(i, j)`` (same boundaries as PyTorch's adaptive pooling:
+    ``[floor(i*H/s), ceil((i+1)*H/s))``) and 0 elsewhere.
+
+    Returns:
+        Tensor: (scale * scale, height * width) float32, rows summing to 1.
+    """
+
+    def masks(size: int) -> torch.Tensor:
+        m = torch.zeros(scale, size)
+        for i in range(scale):
+            start = (i * size) // scale
+            end = -((-(i + 1) * size) // scale)  # ceil
+            m[i, start:end] = 1.0
+        return m
+
+    rows, cols = masks(height), masks(width)
+    mat = torch.einsum('ih,jw->ijhw', rows, cols).reshape(
+        scale * scale, height * width)
+    return mat / mat.sum(dim=1, keepdim=True)
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, out_dim))
+
+
+@MODELS.register_module()
+class DualAttentionPerception(BaseModule):
+    """Dual-attention perception neck (DAPN) of OSDPM.
+
+    Input is the tuple of the CLIP vision tower: its first element is the
+    patch grid ``(B, C, H, W)`` and its last the projected global embedding
+    ``(B, D)``.
+
+    **(a) Spatial-channel collaborative attention** (one refinement round;
+    ``X`` is the grid flattened to ``(B, C, N)``, ``N = H * W``)::
+
+        c0  = mean_n X                                   # (B, C)
+        ac0 = sigmoid(MLP_c(c0))                         # channel weights
+        as  = softmax_n(Conv_s(X * ac0))                 # (B, N) spatial map
+        c1  = sum_n as[n] * X[:, :, n]                   # attended pooling
+        ac  = sigmoid(MLP_c(c1))                         # refined channels
+        g   = ac * c1                                    # (B, C) context
+
+    The spatial map is computed from channel-reweighted features and the
+    refined channel weights from spatially attended pooling, so each attention
+    informs the other. ``MLP_c`` is shared by both rounds. With
+    ``collaborative=False`` (ablation) ``as`` is computed from ``X`` and
+    ``ac = ac0``, i.e. the two attentions are independent.
+
+    **(b) Adaptive salient-region object attention.** The attended grid
+    ``Xa = X * ac * (N * as)`` (the spatial factor has mean 1 over the grid)
+    is average-pooled for every scale ``s`` into ``s x s`` regions
+    ``R_s (B, s*s, C)``; a per-scale MLP scores them and
+    ``w_s = softmax(score_s(R_s))`` over the regions of that scale gives
+    ``f_s = sum_r w_s[r] R_s[r]``. Dynamic scale weights
+    ``beta = softmax(MLP_g(g))`` (B, S) predicted from the content give the
+    region feature ``r = sum_s beta_s f_s``.
+
+    **(c) Fusion.** ``z = Linear(LayerNorm([g; r]))`` (B, D), then
+
+    - ``'residual'``: ``out = global + gate * z``, ``gate`` a learnable scalar
+      initialised to ``init_gate`` (0 by default, so the neck starts as the
+      identity on CLIP's global embedding). The Linear keeps its default
+      (non-zero) initialisation: were both zero, no gradient would reach
+      either.
+    - ``'sum'``: ``out = global + z``.
+    - ``'replace'``: ``out = z`` (the global embedding is ignored).
+
+    Args:
+        in_channels (int): Channels ``C`` of the patch grid (the vision
+            transformer width, 768 for ViT-B). Defaults to 768.
+        embed_dim (int): Dimension ``D`` of the global embedding and of the
+            output. Defaults to 512.
+        region_scales (Sequence[int]): Region grid sizes ``s``. Defaults to
+            ``(1, 2, 4)``.
+        reduction (int): Hidden-width reduction of the attention MLPs.
+            Defaults to 4.
+        fusion (str): ``'residual'``, ``'sum'`` or ``'replace'``. Defaults to
+            ``'residual'``.
+        init_gate (float): Initial value of the residual gate. Defaults to 0.
+        branches (Sequence[str]): Features fused into ``z``: any non-empty
+            subset of ``('context', 'region')``. Defaults to both. Without
+            ``'region'`` the region attention is not built at all.
+        collaborative (bool): Let the spatial and channel attentions inform
+            each other (see (a)). Defaults to True.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 in_channels: int = 768,
+                 embed_dim: int = 512,
+                 region_scales: Sequence[int] = (1, 2, 4),
+                 reduction: int = 4,
+                 fusion: str = 'residual',
+                 init_gate: float = 0.0,
+                 branches: Sequence[str] = _BRANCHES,
+                 collaborative: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if fusion not in _FUSIONS:
+            raise ValueError(f'DualAttentionPerception: fusion must be one of '
+                             f'{_FUSIONS}, got {fusion!r}.')
+        branches = tuple(branches)
+        if not branches or any(b not in _BRANCHES for b in branches):
+            raise ValueError('DualAttentionPerception: branches must be a '
+                             f'non-empty subset of {_BRANCHES}, got '
+                             f'{branches!r}.')
+        region_scales = tuple(int(s) for s in region_scales)
+        if not region_scales or min(region_scales) < 1:
+            raise ValueError('DualAttentionPerception: region_scales must be '
+                             f'positive integers, got {region_scales!r}.')
+        if reduction < 1:
+            raise ValueError('DualAttentionPerception: reduction must be '
+                             f'>= 1, got {reduction}.')
+        self.in_channels = in_channels
+        self.embed_dim = embed_dim
+        self.region_scales = region_scales
+        self.fusion = fusion
+        self.branches = branches
+        self.collaborative = collaborative
+        hidden = max(in_channels // reduction, 1)
+
+        # (a) spatial-channel collaborative attention
+        self.channel_mlp = _mlp(in_channels, hidden, in_channels)
+        self.spatial_conv = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 1, 1))
+        # (b) adaptive salient-region object attention
+        # (not built without the region branch: no unused parameters in DDP)
+        self.use_region = 'region' in branches
+        self.region_scorers = nn.ModuleList(
+            [_mlp(in_channels, hidden, 1)
+             for _ in region_scales]) if self.use_region else None
+        self.scale_gate = _mlp(in_channels, hidden, len(
+            region_scales)) if self.use_region else None
+        # (c) fusion
+        fused = in_channels * len(branches)
+        self.fuse_norm = nn.LayerNorm(fused)
+        self.fuse_proj = nn.Linear(fused, embed_dim)
+        if fusion == 'residual':
+            self.gate = nn.Parameter(torch.tensor(float(init_gate)))
+        else:
+            self.register_parameter('gate', None)
+
+    # ------------------------------------------------------------------
+    def _parse_inputs(
+        self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        if isinstance(inputs, torch.Tensor):
+            inputs = (inputs, )
+        if not isinstance(inputs, (tuple, list)) or not inputs:
+            raise TypeError('DualAttentionPerception expects a tuple '
+                            '(grid (B, C, H, W), ..., global (B, D)), got '
+                            f'{type(inputs).__name__}.')
+        grid = inputs[0]
+        if grid.dim() != 4 or grid.size(1) != self.in_channels:
+            raise ValueError(
+                'DualAttentionPerception: inputs[0] must be the patch grid '
+                f'(B, in_channels={self.in_channels}, H, W), got shape '
+                f'{tuple(grid.shape)}.')
+        glob = inputs[-1] if len(inputs) > 1 else None
+        if self.fusion != 'replace':
+            if glob is None or glob.dim() != 2 or \
+                    glob.size(1) != self.embed_dim or \
+                    glob.size(0) != grid.size(0):
+                shape = None if glob is None else tuple(glob.shape)
+                raise ValueError(
+                    'DualAttentionPerception: inputs[-1] must be the global '
+                    f'embedding (B={grid.size(0)}, embed_dim='
+                    f'{self.embed_dim}) for fusion={self.fusion!r}, got '
+                    f'{shape}.')
+        return grid, glob
+
+    def _attend(self, grid: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Run both attentions; returns features and maps."""
+        B, C, H, W = grid.shape
+        N = H * W
+        x = grid.flatten(2)  # (B, C, N)
+
+        # (a) spatial-channel collaborative attention
+        ac0 = torch.sigmoid(self.channel_mlp(x.mean(dim=2)))  # (B, C)
+        spatial_in = grid * ac0[:, :, None, None] \
+            if self.collaborative else grid
+        a_s = self.spatial_conv(spatial_in).flatten(1).softmax(dim=1)
+        c1 = torch.bmm(x, a_s.unsqueeze(2)).squeeze(2)  # (B, C)
+        a_c = torch.sigmoid(self.channel_mlp(c1)) \
+            if self.collaborative else ac0
+        context = a_c * c1
+
+        out = dict(
+            context=context,
+            spatial=a_s.view(B, 1, H, W),
+            channel=a_c,
+            regions={},
+            scale_weights=None)
+        if not self.use_region:
+            return out
+
+        # (b) adaptive salient-region object attention
+        x_att = x * a_c.unsqueeze(2) * (a_s * N).unsqueeze(1)  # (B, C, N)
+        region_feats, region_maps = [], {}
+        for scale, scorer in zip(self.region_scales, self.region_scorers):
+            pool = _region_pool_matrix(H, W, scale).to(x_att)  # (R, N)
+            regions = torch.einsum('rn,bcn->brc', pool, x_att)  # (B, R, C)
+            w = scorer(regions).squeeze(2).softmax(dim=1)  # (B, R)
+            region_feats.append(torch.einsum('br,brc->bc', w, regions))
+            # weight of each grid cell in f_s (sums to 1 over the grid)
+            region_maps[scale] = (w @ pool).view(B, 1, H, W)
+        scale_w = self.scale_gate(context).softmax(dim=1)  # (B, S)
+        region = torch.einsum('bs,bsc->bc', scale_w,
+                              torch.stack(region_feats, dim=1))
+        out.update(region=region, regions=region_maps, scale_weights=scale_w)
+        return out
+
+    def _fuse(self, out: Dict[str, torch.Tensor],
+              glob: Optional[torch.Tensor]) -> torch.Tensor:
+        z = torch.cat([out[b] for b in self.branches], dim=1)
+        z = self.fuse_proj(self.fuse_norm(z))
+        if self.fusion == 'residual':
+            return glob + self.gate.to(z.dtype) * z
+        if self.fusion == 'sum':
+            return glob + z
+        return z
+
+    def forward_with_maps(
+        self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]
+    ) -> Tuple[torch.Tensor, dict]:
+        """Forward and return the attention maps.
+
+        Args:
+            inputs (tuple[Tensor]): ``(grid (B, C, H, W), ...,
+                global (B, D))``.
+
+        Returns:
+            tuple: ``feat`` (B, D) and a dict with ``spatial`` (B, 1, H, W)
+            (softmax over the grid), ``channel`` (B, C) (sigmoid weights),
+            ``regions`` ``{scale: (B, 1, H, W)}`` (each cell's weight in that
+            scale's region feature; sums to 1 over the grid) and
+            ``scale_weights`` (B, num_scales) (softmax over scales). Without
+            the region branch, ``regions`` is empty and ``scale_weights``
+            is None.
+        """
+        grid, glob = self._parse_inputs(inputs)
+        out = self._attend(grid)
+        feat = self._fuse(out, glob)
+        maps = dict(
+            spatial=out['spatial'],
+            channel=out['channel'],
+            regions=out['regions'],
+            scale_weights=out['scale_weights'])
+        return feat, maps
+
+    def forward(
+        self, inputs: Union[torch.Tensor,
+                            Sequence[torch.Tensor]]) -> torch.Tensor:
+        """Forward.
+
+        Args:
+            inputs (tuple[Tensor]): ``(grid (B, C, H, W), ...,
+                global (B, D))``.
+
+        Returns:
+            Tensor: (B, embed_dim) image feature.
+        """
+        return self.forward_with_maps(inputs)[0]

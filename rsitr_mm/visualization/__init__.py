@@ -1,0 +1,9 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+from .attention import draw_attention_maps, overlay_heatmap
+from .embeddings import (draw_embedding_scatter, pca_2d, reduce_to_2d,
+                         tsne_2d)
+from .salience import draw_salience_maps
+
+__all__ = [
+    'draw_attention_maps', 'overlay_heatmap', 'draw_embedding_scatter',
+    'pca_2d', 'reduce_to_2d', 'tsne_2d', 'draw_salience_maps']

@@ -1,0 +1,187 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmpretrain.structures import DataSample
+
+from rsitr_mm.models.heads.osfcm_head import ObjectSemanticClusterHead
+
+D = 8
+
+
+@pytest.fixture
+def ann_file(tmp_path):
+    images = [
+        ('1.tif', ['ships in a harbor', 'two ships', 'a ship', 'ships',
+                   'boats']),
+        ('2.tif', ['a road with cars', 'a road', 'roads', 'a car', 'cars']),
+        ('3.tif', ['a river', 'a river and trees', 'trees', 'river', 'tree']),
+        ('4.tif', ['nothing', 'nothing', 'nothing', 'nothing', 'nothing']),
+        ('5.tif', ['ship', 'a road', 'a tree', 'a river', 'a car']),
+    ]
+    data = dict(images=[
+        dict(filename=f, split='train',
+             sentences=[dict(raw=c) for c in caps]) for f, caps in images
+    ])
+    path = tmp_path / 'ann.json'
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _samples(names, root='data/imgs'):
+    return [DataSample(metainfo=dict(img_path=f'{root}/{n}')) for n in names]
+
+
+def _head(ann_file, **kw):
+    torch.manual_seed(0)
+    kw.setdefault('top_k', 10)
+    return ObjectSemanticClusterHead(embed_dim=D, ann_file=ann_file, **kw)
+
+
+def test_priors_lookup_and_identity_embed(ann_file):
+    head = _head(ann_file)
+    assert head.prototypes.shape == (head.num_prototypes, D)
+    pri = head.get_priors(_samples(['1.tif', '4.tif', 'unknown.tif']) +
+                          [dict(img_path='x/2.tif'), None])
+    assert pri.shape == (5, head.num_prototypes)
+    k_ship = head.vocab.index('ship')
+    k_harbor = head.vocab.index('harbor')
+    # 1.tif: ship in 4 captions, harbor in 1, boat in 1
+    assert pri[0, k_ship] == pytest.approx(4 / 6)
+    assert pri[0, k_harbor] == pytest.approx(1 / 6)
+    assert pri[1].sum() == 0 and pri[2].sum() == 0 and pri[4].sum() == 0
+    assert pri[3].sum() == pytest.approx(1.0)
+    x, t = torch.randn(3, D), torch.randn(3, D)
+    x2, t2 = head.embed(x, t)
+    assert x2 is x and t2 is t
+
+
+def test_loss_matches_hand_computation(ann_file):
+    head = _head(ann_file, temperature=0.5, loss_weight=2.0, text_weight=0.25)
+    img, txt = torch.randn(3, D), torch.randn(3, D)
+    samples = _samples(['1.tif', '4.tif', '3.tif'])
+    out = head.loss(img, txt, samples)
+    protos = F.normalize(head.prototypes.detach(), dim=1)
+    prior = head.get_priors(samples)
+
+    def ref(emb):
+        total = []
+        for i in (0, 2):  # 4.tif has an empty prior
+            logits = F.normalize(emb[i], dim=0) @ protos.t() / 0.5
+            logp = logits - torch.logsumexp(logits, 0)
+            total.append(-(prior[i] * logp).sum())
+        return sum(total) / 2
+
+    torch.testing.assert_close(out['loss_osfcm'], 2.0 * ref(img))
+    torch.testing.assert_close(out['loss_osfcm_txt'], 2.0 * 0.25 * ref(txt))
+    assert 'loss_osfcm_txt' not in _head(
+        ann_file, text_weight=0).loss(img, txt, samples)
+
+
+def test_empty_prior_images_contribute_nothing(ann_file):
+    head = _head(ann_file)
+    img, txt = torch.randn(2, D), torch.randn(2, D)
+    base = head.loss(img, txt, _samples(['1.tif', '2.tif']))
+    more = head.loss(
+        torch.cat([img, torch.randn(3, D)]), torch.cat([txt,
+                                                        torch.randn(3, D)]),
+        _samples(['1.tif', '2.tif', '4.tif', 'zzz.tif', '4.tif']))
+    for k in base:
+        torch.testing.assert_close(more[k], base[k])
+    # a batch without any prior: zero loss that still backpropagates
+    emb = torch.randn(2, D, requires_grad=True)
+    none = head.loss(emb, None, _samples(['4.tif', 'zzz.tif']))
+    assert none['loss_osfcm'].item() == 0.0
+    none['loss_osfcm'].backward()
+    assert emb.grad is not None and head.prototypes.grad is not None
+    assert torch.count_nonzero(emb.grad) == 0
+
+
+@pytest.mark.parametrize('prototype', ['learnable', 'ema'])
+def test_loss_falls_when_embeddings_are_optimised(ann_file, prototype):
+    head = _head(ann_file, prototype=prototype, temperature=0.2)
+    head.train()
+    samples = _samples(['1.tif', '2.tif', '3.tif', '5.tif'])
+    emb = torch.nn.Parameter(torch.randn(4, D))
+    params = [emb] + list(head.parameters())
+    opt = torch.optim.SGD(params, lr=0.5)
+    losses = []
+    for _ in range(60):
+        out = head.loss(emb, None, samples)
+        opt.zero_grad()
+        out['loss_osfcm'].backward()
+        opt.step()
+        losses.append(out['loss_osfcm'].item())
+    assert losses[-1] < 0.6 * losses[0]
+    # each image ends (up to ties between prototypes of nouns that always
+    # co-occur) closest to the prototype of its dominant noun, and far from
+    # the nouns it never mentions
+    protos = F.normalize(head.prototypes.detach(), dim=1)
+    sims = F.normalize(emb.detach(), dim=1) @ protos.t()
+    prior = head.get_priors(samples)
+    for i in range(3):
+        dominant = int(prior[i].argmax())
+        assert sims[i, dominant] > sims[i].max() - 0.05
+        absent = prior[i] == 0
+        assert sims[i, dominant] > sims[i, absent].max() + 0.3
+
+
+def test_ema_update(ann_file):
+    head = _head(ann_file, prototype='ema', ema_momentum=0.5)
+    assert not any(True for _ in head.parameters())
+    before = head.prototypes.clone()
+    emb = F.normalize(torch.randn(2, D), dim=1)
+    samples = _samples(['2.tif', '4.tif'])  # only 2.tif has a prior
+    head.eval()
+    head.loss(emb, None, samples)
+    assert torch.equal(head.prototypes, before)  # no update in eval mode
+    head.train()
+    head.loss(emb, None, samples)
+    seen = head.get_priors(samples)[0] > 0  # road and car
+    assert int(seen.sum()) == 2
+    # first sight: prototype set to the (normalised) weighted mean
+    for k in torch.nonzero(seen).flatten():
+        torch.testing.assert_close(head.prototypes[k], emb[0])
+    assert torch.equal(head.prototypes[~seen], before[~seen])
+    # second step: momentum 0.5 blend, renormalised
+    emb2 = F.normalize(torch.randn(2, D), dim=1)
+    head.loss(emb2, None, samples)
+    k = int(torch.nonzero(seen)[0])
+    torch.testing.assert_close(head.prototypes[k],
+                               F.normalize(0.5 * emb[0] + 0.5 * emb2[0],
+                                           dim=0))
+
+
+def test_min_prior_and_priors_file(ann_file, tmp_path):
+    head = _head(ann_file, min_prior=0.2)
+    row = head.get_priors(_samples(['1.tif']))[0]
+    assert row[head.vocab.index('harbor')] == 0  # 1/6 < 0.2
+    assert row.sum() == pytest.approx(1.0)
+    cache = str(tmp_path / 'priors.npz')
+    h1 = _head(ann_file, priors_file=cache)
+    assert not h1.priors.from_cache
+    h2 = _head(ann_file, priors_file=cache)
+    assert h2.priors.from_cache and h2.vocab == h1.vocab
+    h3 = ObjectSemanticClusterHead(embed_dim=D, priors_file=cache)
+    assert h3.vocab == h1.vocab
+    np.testing.assert_array_equal(h3.prior_table.numpy(),
+                                  h1.prior_table.numpy())
+    with pytest.raises(ValueError, match='ann_file'):
+        ObjectSemanticClusterHead(embed_dim=D)
+    with pytest.raises(ValueError, match='prototype'):
+        _head(ann_file, prototype='kmeans')
+
+
+def test_registered_in_mmpretrain(ann_file):
+    import rsitr_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    head = MODELS.build(
+        dict(type='ObjectSemanticClusterHead', embed_dim=D,
+             ann_file=ann_file))
+    assert isinstance(head, ObjectSemanticClusterHead)
+    # prototypes are saved in checkpoints, the prior table is not
+    keys = set(head.state_dict())
+    assert 'prototypes' in keys and 'prior_table' not in keys

@@ -1,0 +1,144 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rsitr_mm.models.necks.dapn import (DualAttentionPerception,
+                                        _region_pool_matrix)
+
+C, D = 16, 8
+
+
+def _inputs(b=2, h=7, w=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.randn(b, C, h, w, generator=g)
+    glob = torch.randn(b, D, generator=g)
+    return grid, glob
+
+
+@pytest.mark.parametrize('hw', [(7, 7), (8, 8), (4, 4), (5, 3)])
+def test_shapes_for_several_grids(hw):
+    h, w = hw
+    neck = DualAttentionPerception(in_channels=C, embed_dim=D)
+    grid, glob = _inputs(3, h, w)
+    feat, maps = neck.forward_with_maps((grid, torch.zeros(3, 4), glob))
+    assert feat.shape == (3, D)
+    assert maps['spatial'].shape == (3, 1, h, w)
+    assert maps['channel'].shape == (3, C)
+    assert sorted(maps['regions']) == [1, 2, 4]
+    for m in maps['regions'].values():
+        assert m.shape == (3, 1, h, w)
+    assert maps['scale_weights'].shape == (3, 3)
+    assert neck((grid, glob)).shape == (3, D)
+
+
+@pytest.mark.parametrize('scale', [1, 2, 3, 4])
+@pytest.mark.parametrize('hw', [(7, 7), (8, 8), (4, 4), (2, 2)])
+def test_pool_matrix_equals_adaptive_avg_pool(hw, scale):
+    grid, _ = _inputs(2, *hw)
+    pool = _region_pool_matrix(hw[0], hw[1], scale)
+    ours = torch.einsum('rn,bcn->brc', pool, grid.flatten(2))
+    ref = F.adaptive_avg_pool2d(grid, scale).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(ours, ref)
+
+
+def test_identity_on_global_embedding_at_init():
+    neck = DualAttentionPerception(in_channels=C, embed_dim=D)
+    grid, glob = _inputs()
+    out = neck((grid, glob))
+    assert torch.equal(out, glob)
+    # ...but not for a non-zero gate
+    neck2 = DualAttentionPerception(in_channels=C, embed_dim=D, init_gate=0.5)
+    assert not torch.allclose(neck2((grid, glob)), glob)
+
+
+def test_attention_weights_are_distributions_and_depend_on_input():
+    neck = DualAttentionPerception(in_channels=C, embed_dim=D)
+    grid, glob = _inputs(2, 8, 8)
+    _, maps = neck.forward_with_maps((grid, glob))
+    ones = torch.ones(2)
+    torch.testing.assert_close(maps['spatial'].sum(dim=(1, 2, 3)), ones)
+    torch.testing.assert_close(maps['scale_weights'].sum(dim=1), ones)
+    assert (maps['scale_weights'] > 0).all()
+    for m in maps['regions'].values():
+        torch.testing.assert_close(m.sum(dim=(1, 2, 3)), ones)
+    assert ((maps['channel'] > 0) & (maps['channel'] < 1)).all()
+    # the 1x1 scale covers the grid uniformly
+    torch.testing.assert_close(maps['regions'][1],
+                               torch.full_like(maps['regions'][1], 1 / 64))
+    # content-dependent: another input gives other weights
+    grid2, _ = _inputs(2, 8, 8, seed=1)
+    _, maps2 = neck.forward_with_maps((grid2, glob))
+    assert not torch.allclose(maps['scale_weights'], maps2['scale_weights'])
+    assert not torch.allclose(maps['regions'][4], maps2['regions'][4])
+    assert not torch.allclose(maps['spatial'], maps2['spatial'])
+    # and the two samples of one batch differ as well
+    assert not torch.allclose(maps['regions'][2][0], maps['regions'][2][1])
+
+
+def test_gradients_reach_grid_once_gate_is_open():
+    neck = DualAttentionPerception(in_channels=C, embed_dim=D)
+    grid, glob = _inputs()
+    grid.requires_grad_(True)
+    out = neck((grid, glob))
+    out.pow(2).sum().backward()
+    # closed gate: no gradient to the grid, but the gate itself learns
+    assert grid.grad is None or torch.count_nonzero(grid.grad) == 0
+    assert neck.gate.grad is not None and neck.gate.grad.abs() > 0
+
+    with torch.no_grad():
+        neck.gate.fill_(0.3)
+    grid.grad = None
+    neck.zero_grad()
+    neck((grid, glob)).pow(2).sum().backward()
+    assert grid.grad.abs().sum() > 0
+    for name in ('spatial_conv.0.weight', 'channel_mlp.0.weight',
+                 'region_scorers.2.0.weight', 'scale_gate.0.weight',
+                 'fuse_proj.weight'):
+        param = dict(neck.named_parameters())[name]
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize('fusion', ['sum', 'replace'])
+def test_other_fusions_and_branch_switches(fusion):
+    neck = DualAttentionPerception(
+        in_channels=C, embed_dim=D, fusion=fusion, branches=('region', ),
+        region_scales=(2, ), collaborative=False)
+    assert neck.gate is None
+    grid, glob = _inputs()
+    out = neck((grid, glob))
+    assert out.shape == (2, D)
+    z = neck.fuse_proj(
+        neck.fuse_norm(neck._attend(grid)['region']))
+    expected = z if fusion == 'replace' else glob + z
+    torch.testing.assert_close(out, expected)
+    if fusion == 'replace':
+        assert neck(grid).shape == (2, D)  # no global embedding needed
+
+
+def test_bad_inputs_give_clear_errors():
+    neck = DualAttentionPerception(in_channels=C, embed_dim=D)
+    grid, glob = _inputs()
+    with pytest.raises(ValueError, match='in_channels=16'):
+        neck((torch.randn(2, C + 1, 7, 7), glob))
+    with pytest.raises(ValueError, match='embed_dim=8'):
+        neck((grid, torch.randn(2, D + 1)))
+    ctx_only = DualAttentionPerception(
+        in_channels=C, embed_dim=D, branches=('context', ), init_gate=1.0)
+    assert ctx_only.region_scorers is None and ctx_only.scale_gate is None
+    feat, maps = ctx_only.forward_with_maps((grid, glob))
+    assert feat.shape == (2, D) and maps['regions'] == {}
+    feat.sum().backward()
+    assert all(p.grad is not None for p in ctx_only.parameters())
+    with pytest.raises(ValueError, match='fusion'):
+        DualAttentionPerception(fusion='concat')
+    with pytest.raises(ValueError, match='branches'):
+        DualAttentionPerception(branches=('global', ))
+
+
+def test_registered_in_mmpretrain():
+    import rsitr_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    neck = MODELS.build(
+        dict(type='DualAttentionPerception', in_channels=C, embed_dim=D))
+    assert isinstance(neck, DualAttentionPerception)
