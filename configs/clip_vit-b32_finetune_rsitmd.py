@@ -3,7 +3,8 @@
 # Reported for this baseline in the literature (the papers' numbers, not
 # ours): mR 45.33 on RSITMD, 30.39 on RSICD.
 #   python tools/train.py configs/clip_vit-b32_finetune_rsitmd.py \
-#       --cfg-options clip_path=checkpoints/clip-vit-base-patch32
+#       --cfg-options model.image_encoder.pretrained=CLIP_DIR \
+#       model.text_encoder.pretrained=CLIP_DIR
 _base_ = [
     './_base_/models/clip_vit-b32.py',
     './_base_/datasets/rsitmd.py',

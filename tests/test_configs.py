@@ -68,6 +68,25 @@ def _localise(model_cfg, assets):
             enc['word_dim'] = 16
         if enc.get('type') == 'ResNet':
             enc['init_cfg'] = None
+    if model_cfg['image_encoder'].get('type') == 'CLIPVisionBackbone':
+        # the tiny CLIP has 2 layers of width 32 and projects to 32-d
+        enc = model_cfg['image_encoder']
+        enc['out_indices'] = tuple(
+            min(i, 1) if i >= 0 else i for i in enc.get('out_indices', ()))
+        neck = model_cfg.get('image_neck')
+        if neck:
+            if isinstance(neck.get('in_channels'), (list, tuple)):
+                neck['in_channels'] = [32] * len(neck['in_channels'])
+            else:
+                neck['in_channels'] = 32
+            if 'embed_dim' in neck:
+                neck['embed_dim'] = 32
+        for head in model_cfg.get('heads', None) or []:
+            for k in ('in_channels', 'embed_dim'):
+                if k in head:
+                    head[k] = 32
+            if 'semantic_dim' in head:
+                head['semantic_dim'] = 8
     for head in model_cfg.get('heads', None) or []:
         for k in ('ann_file', 'priors_file', 'cache_file'):
             if k in head and head[k] is not None:

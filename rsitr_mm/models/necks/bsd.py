@@ -220,6 +220,9 @@ class BidirectionalScaleDecoupling(BaseModule):
             raise TypeError('BidirectionalScaleDecoupling: inputs must be a '
                             f'tuple of (B, C, H, W) tensors, got '
                             f'{type(inputs)}.')
+        # CLIPVisionBackbone appends its (B, D) global embedding to the
+        # patch grids; BSD works on the grids only.
+        inputs = [x for x in inputs if x.dim() != 2]
         if len(inputs) != self.num_scales:
             raise ValueError(
                 'BidirectionalScaleDecoupling: expected '

@@ -218,3 +218,16 @@ def test_single_tensor_input_is_accepted():
     neck = BidirectionalScaleDecoupling(4, out_channels=8)
     assert isinstance(neck.lateral_convs[0], nn.Conv2d)
     assert neck(torch.randn(2, 4, 5, 5)).shape == (2, 8)
+
+
+def test_bsd_ignores_a_trailing_global_embedding():
+    """CLIPVisionBackbone returns (grid_1, ..., grid_k, global (B, D))."""
+    import torch
+
+    from rsitr_mm.models.necks import BidirectionalScaleDecoupling
+    torch.manual_seed(0)
+    neck = BidirectionalScaleDecoupling(in_channels=[8, 8], out_channels=16)
+    grids = (torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4))
+    out_grids = neck(grids)
+    out_with_global = neck(grids + (torch.randn(2, 32), ))
+    assert torch.equal(out_grids, out_with_global)

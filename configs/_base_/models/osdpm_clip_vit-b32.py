@@ -1,0 +1,45 @@
+# OSDPM (JEIT 2025): CLIP ViT-B/32 features, Dual-Attention Perception
+# Network (DAPN) on the patch grid + global embedding, Object Semantic-aware
+# Feature Clustering (OSFCM) guided by object-noun priors mined from the
+# training captions, and the symmetric contrastive loss. Our reading of the
+# paper: docs/methods/osdpm.md. Dataset configs set the caption file the
+# priors come from.
+clip_path = 'checkpoints/clip-vit-base-patch32'
+
+model = dict(
+    type='DualEncoderRetriever',
+    image_encoder=dict(
+        type='CLIPVisionBackbone', pretrained=clip_path, out_indices=(-1, )),
+    image_neck=dict(
+        type='DualAttentionPerception',
+        in_channels=768,
+        embed_dim=512,
+        region_scales=(1, 2, 4),
+        reduction=4,
+        fusion='residual',
+        init_gate=0.0),
+    text_encoder=dict(type='CLIPTextEncoder', pretrained=clip_path),
+    embed_dim=512,
+    image_proj='identity',
+    text_proj='identity',
+    heads=[
+        dict(
+            type='ObjectSemanticClusterHead',
+            embed_dim=512,
+            ann_file=None,  # set by the dataset config
+            split='train',
+            top_k=50,
+            prototype='learnable',
+            temperature=0.1,
+            loss_weight=1.0,
+            text_weight=0.5),
+    ],
+    losses=[dict(type='MultiPositiveInfoNCELoss', gather_negatives=True)],
+    temperature=0.01,
+    learnable_temperature=True,
+    data_preprocessor=dict(
+        type='MultiModalDataPreprocessor',
+        mean=[122.770938, 116.7460125, 104.09373615],
+        std=[68.5005327, 66.6321579, 70.32316305],
+        to_rgb=True),
+)

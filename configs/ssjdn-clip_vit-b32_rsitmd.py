@@ -1,0 +1,42 @@
+# SSJDN's modules on a CLIP ViT-B/32 dual encoder (RSITMD): BSD decouples the
+# patch-token grids of ViT layers 4, 8 and 12 (a ViT has one spatial scale,
+# so the "scales" are depths: early layers keep finer local detail); LSD on
+# both embeddings; STL with label-aware margins. Start from any CLIP
+# directory, e.g. RemoteCLIP/GeoRSCLIP converted with
+# tools/model_converters/clip_to_hf.py:
+#   python tools/train.py configs/ssjdn-clip_vit-b32_rsitmd.py \
+#       --cfg-options model.image_encoder.pretrained=CLIP_DIR \
+#       model.text_encoder.pretrained=CLIP_DIR
+_base_ = [
+    './_base_/models/clip_vit-b32.py',
+    './_base_/datasets/rsitmd.py',
+    './_base_/schedules/clip_finetune_10e.py',
+    './_base_/default_runtime.py',
+]
+model = dict(
+    image_encoder=dict(out_indices=(3, 7, 11)),
+    image_neck=dict(
+        type='BidirectionalScaleDecoupling',
+        in_channels=[768, 768, 768],
+        out_channels=512,
+        directions=('f2c', 'c2f'),
+        fusion='concat'),
+    image_proj='linear',
+    heads=[
+        dict(
+            type='LabelSemanticHead',
+            in_channels=512,
+            num_classes=33,
+            semantic_dim=128,
+            retrieval_mode='residual'),
+    ],
+    losses=[
+        dict(type='MultiPositiveInfoNCELoss', gather_negatives=True),
+        dict(
+            type='SemanticGuidedTripletLoss',
+            margin=0.2,
+            semantic='label',
+            loss_weight=0.5),
+    ])
+find_unused_parameters = True
+train_dataloader = dict(batch_size=128)
