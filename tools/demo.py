@@ -32,7 +32,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--data-root', default='data/synthetic_demo')
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--num-images', type=int, default=3000)
+    parser.add_argument('--num-images', type=int, default=2000)
     parser.add_argument('--image-size', type=int, default=64)
     parser.add_argument('--epochs', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)

@@ -1,6 +1,6 @@
 # Generated aerial scenes (rsitr_mm.datasets.synthetic), 64 px.
 # Create them with: python tools/dataset_converters/generate_synthetic.py \
-#     data/synthetic_demo --num-images 3000 --image-size 64
+#     data/synthetic_demo --num-images 2000 --image-size 64
 dataset_type = 'SyntheticScenes'
 data_root = 'data/synthetic_demo'
 ann_file = 'dataset_synthetic.json'
