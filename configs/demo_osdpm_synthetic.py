@@ -1,0 +1,58 @@
+# OSDPM at demo scale (generated scenes, CPU): a small CLIP-architecture
+# dual encoder (ViT 64 px / patch 8, width 64, 4 layers; text transformer
+# with the real CLIP BPE tokenizer) + DAPN + OSFCM + contrastive loss.
+# There are no pretrained weights at this scale: `clip_path` is a randomly
+# initialised CLIP directory that tools/analysis/run_demo_ablation.py
+# creates (rsitr_mm.models.utils.make_tiny_clip_dir), so every ablation row
+# starts from the same weights.
+_base_ = ['./demo_tinycnn-bigru_synthetic.py']
+data_root = 'data/synthetic_demo'
+clip_path = data_root + '/tiny_clip_init'
+
+model = dict(
+    image_encoder=dict(
+        _delete_=True,
+        type='CLIPVisionBackbone',
+        pretrained=clip_path,
+        out_indices=(-1, )),
+    image_neck=dict(
+        type='DualAttentionPerception',
+        in_channels=64,
+        embed_dim=64,
+        region_scales=(1, 2, 4),
+        reduction=4,
+        fusion='residual',
+        init_gate=0.0),
+    text_encoder=dict(
+        _delete_=True,
+        type='CLIPTextEncoder',
+        pretrained=clip_path,
+        max_length=40),
+    embed_dim=64,
+    image_in_channels=None,
+    text_in_channels=None,
+    image_proj='identity',
+    text_proj='identity',
+    heads=[
+        dict(
+            type='ObjectSemanticClusterHead',
+            embed_dim=64,
+            ann_file=data_root + '/dataset_synthetic.json',
+            split='train',
+            top_k=30,
+            prototype='learnable',
+            temperature=0.1,
+            loss_weight=1.0,
+            text_weight=0.5),
+    ],
+    losses=[dict(type='MultiPositiveInfoNCELoss')],
+    data_preprocessor=dict(
+        _delete_=True,
+        type='MultiModalDataPreprocessor',
+        mean=[122.770938, 116.7460125, 104.09373615],
+        std=[68.5005327, 66.6321579, 70.32316305],
+        to_rgb=True),
+)
+optim_wrapper = dict(
+    optimizer=dict(lr=1e-3),
+    paramwise_cfg=dict(custom_keys={'logit_scale': dict(decay_mult=0.0)}))

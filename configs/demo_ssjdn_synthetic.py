@@ -1,0 +1,36 @@
+# SSJDN at demo scale (generated scenes, CPU): TinyCNN stages 2-4 -> BSD,
+# BiGRU text encoder, LSD head on the 10 scene classes, STL loss. Used by
+# tools/analysis/run_demo_ablation.py --method ssjdn.
+_base_ = ['./demo_tinycnn-bigru_synthetic.py']
+
+model = dict(
+    image_encoder=dict(
+        type='TinyCNN', base_channels=32, num_stages=4, out_indices=(1, 2, 3)),
+    image_neck=dict(
+        type='BidirectionalScaleDecoupling',
+        in_channels=[64, 128, 256],
+        out_channels=256,
+        salience='conv',
+        suppression='soft',
+        directions=('f2c', 'c2f'),
+        fusion='concat'),
+    image_in_channels=256,
+    heads=[
+        dict(
+            type='LabelSemanticHead',
+            in_channels=256,
+            num_classes=10,
+            semantic_dim=64,
+            retrieval_mode='residual'),
+    ],
+    losses=[
+        dict(
+            type='SemanticGuidedTripletLoss',
+            margin=0.2,
+            max_violation=True,
+            semantic='label',
+            same_class_scale=0.5,
+            diff_class_scale=1.0),
+    ],
+)
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
