@@ -1,0 +1,350 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""A resumable on-disk index of image embeddings.
+
+Layout of an index folder::
+
+    meta.json          model identity, dtype, dim, progress, skipped files
+    candidates.txt     every file to index, in order (written once)
+    files.txt          the indexed files, one per row of the embeddings
+                       (written when the build completes)
+    embeddings.npy     (capacity, D) float16/float32, memory-mapped; the
+                       first ``meta['count']`` rows are valid
+
+Building commits one batch at a time: the rows are written and flushed,
+then ``meta.json`` records the new ``cursor`` (candidates processed) and
+``count`` (rows written). Every text file is written atomically (temporary
+file + ``os.replace``), so a crash loses at most the batch in flight, and
+running :meth:`ImageIndex.build` again on the folder continues from the
+recorded cursor.
+"""
+import json
+import os
+import os.path as osp
+import warnings
+from typing import Dict, List, Sequence, Union
+
+import numpy as np
+import torch.nn as nn
+
+from .model_loading import (build_image_loader, check_identity,
+                            encode_image_tensors, load_images,
+                            model_identity, model_pipeline)
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
+FORMAT_VERSION = 1
+
+META_FILE = 'meta.json'
+CANDIDATES_FILE = 'candidates.txt'
+FILES_FILE = 'files.txt'
+EMBEDDINGS_FILE = 'embeddings.npy'
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(path: str, obj: dict) -> None:
+    _atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+
+
+def _read_lines(path: str) -> List[str]:
+    with open(path, encoding='utf-8') as f:
+        return [line.rstrip('\n') for line in f if line.rstrip('\n')]
+
+
+def list_images(image_dir: str,
+                extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[str]:
+    """Image files under a folder, recursively, as sorted relative paths.
+
+    Args:
+        image_dir (str): the folder.
+        extensions (Sequence[str]): accepted (lower-case) extensions; the
+            match ignores case.
+
+    Returns:
+        list[str]: paths relative to ``image_dir`` with ``/`` separators.
+    """
+    if not osp.isdir(image_dir):
+        raise FileNotFoundError(f'image folder {image_dir!r} does not exist')
+    found = []
+    for root, dirs, names in os.walk(image_dir):
+        dirs.sort()
+        for name in names:
+            if osp.splitext(name)[1].lower() in extensions:
+                rel = osp.relpath(osp.join(root, name), image_dir)
+                found.append(rel.replace(os.sep, '/'))
+    return sorted(found)
+
+
+class ImageIndex:
+    """Image embeddings on disk with their files and model identity.
+
+    Use :meth:`build` to create or resume one and :meth:`load` to open it.
+
+    Args:
+        index_dir (str): the index folder.
+        embeddings (np.ndarray): (N, D) L2-normalised embeddings (a
+            memory map when loaded with ``mmap=True``).
+        files (list[str]): the N files (relative to ``meta['root']`` when
+            it is set).
+        meta (dict): the content of ``meta.json``.
+    """
+
+    def __init__(self, index_dir: str, embeddings: np.ndarray,
+                 files: List[str], meta: dict) -> None:
+        if len(files) != len(embeddings):
+            raise ValueError(
+                f'index {index_dir!r}: {len(files)} files but '
+                f'{len(embeddings)} embeddings')
+        self.index_dir = index_dir
+        self.embeddings = embeddings
+        self.files = files
+        self.meta = meta
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.index_dir!r}, '
+                f'{len(self)} images, dim={self.meta["embed_dim"]}, '
+                f'dtype={self.meta["dtype"]})')
+
+    @property
+    def identity(self) -> dict:
+        """The model identity recorded at build time."""
+        return self.meta['identity']
+
+    @property
+    def paths(self) -> List[str]:
+        """Full paths of the indexed files."""
+        root = self.meta.get('root')
+        return [osp.join(root, f) if root else f for f in self.files]
+
+    @property
+    def skipped(self) -> Dict[str, str]:
+        """``{file: reason}`` of the files that could not be indexed."""
+        return dict(self.meta.get('skipped', {}))
+
+    def check_model(self, identity: Union[dict, nn.Module]) -> None:
+        """Raise ``ValueError`` unless ``identity`` matches the index's.
+
+        Args:
+            identity (dict | nn.Module): a :func:`model_identity` dict or
+                the model itself.
+        """
+        if isinstance(identity, nn.Module):
+            identity = model_identity(identity)
+        check_identity(self.identity, identity, f'index {self.index_dir!r}')
+
+    def search(self, queries, k: int = 5, **kwargs):
+        """:func:`~rsitr_mm.apis.search.exact_topk` over this index."""
+        from .search import exact_topk
+        return exact_topk(queries, self.embeddings, k, **kwargs)
+
+    # ------------------------------------------------------------------ #
+    @classmethod
+    def load(cls, index_dir: str, mmap: bool = True) -> 'ImageIndex':
+        """Open a completed index.
+
+        Args:
+            index_dir (str): the index folder.
+            mmap (bool): memory-map the embeddings (read-only) instead of
+                reading them into RAM.
+
+        Returns:
+            ImageIndex: the index.
+        """
+        meta_path = osp.join(index_dir, META_FILE)
+        if not osp.isfile(meta_path):
+            raise FileNotFoundError(
+                f'{index_dir!r} is not an image index (no {META_FILE})')
+        with open(meta_path, encoding='utf-8') as f:
+            meta = json.load(f)
+        if not meta.get('complete'):
+            raise RuntimeError(
+                f'index {index_dir!r} is incomplete ({meta.get("cursor")} of '
+                f'{meta.get("num_candidates")} files processed); run the '
+                'build again on it to resume')
+        emb = np.load(
+            osp.join(index_dir, EMBEDDINGS_FILE),
+            mmap_mode='r' if mmap else None)
+        count = int(meta['count'])
+        if emb.shape[0] < count or emb.shape[1] != meta['embed_dim']:
+            raise ValueError(
+                f'index {index_dir!r}: {EMBEDDINGS_FILE} has shape '
+                f'{emb.shape}, meta says ({count}, {meta["embed_dim"]})')
+        files = _read_lines(osp.join(index_dir, FILES_FILE))
+        return cls(index_dir, emb[:count], files, meta)
+
+    @classmethod
+    def build(cls,
+              model: nn.Module,
+              images: Union[str, Sequence[str]],
+              index_dir: str,
+              batch_size: int = 32,
+              dtype: str = 'float32',
+              progress: bool = True,
+              overwrite: bool = False) -> 'ImageIndex':
+        """Encode images into an index folder, or resume an interrupted run.
+
+        Unreadable files (corrupt, truncated, not an image) are skipped
+        with a warning and listed in ``meta['skipped']`` with the reason.
+
+        Args:
+            model (nn.Module): the retriever (see
+                :func:`~rsitr_mm.apis.init_retriever`).
+            images (str | Sequence[str]): a folder (searched recursively for
+                jpg/jpeg/png/tif/tiff/bmp files) or a list of image files.
+            index_dir (str): output folder. If it holds an incomplete index
+                of the same model, the build continues from where it
+                stopped; a complete one is returned as it is.
+            batch_size (int): images per forward pass and per commit.
+            dtype (str): ``'float32'`` or ``'float16'`` storage.
+            progress (bool): show a progress bar.
+            overwrite (bool): discard an existing index in ``index_dir``.
+
+        Returns:
+            ImageIndex: the loaded (memory-mapped) index.
+        """
+        if dtype not in ('float32', 'float16'):
+            raise ValueError(
+                f"dtype must be 'float32' or 'float16', got {dtype!r}")
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        if isinstance(images, str):
+            root = osp.abspath(images)
+            candidates = list_images(root)
+        else:
+            root = None
+            candidates = [osp.abspath(p) for p in images]
+        identity = model_identity(model)
+        os.makedirs(index_dir, exist_ok=True)
+        meta_path = osp.join(index_dir, META_FILE)
+        emb_path = osp.join(index_dir, EMBEDDINGS_FILE)
+
+        meta = None
+        if osp.isfile(meta_path) and not overwrite:
+            with open(meta_path, encoding='utf-8') as f:
+                meta = json.load(f)
+            check_identity(meta['identity'], identity,
+                           f'index {index_dir!r}')
+            if meta['dtype'] != dtype:
+                raise ValueError(
+                    f'index {index_dir!r} stores {meta["dtype"]}, asked for '
+                    f'{dtype}; use overwrite=True or another folder')
+            stored = _read_lines(osp.join(index_dir, CANDIDATES_FILE))
+            if stored != candidates:
+                warnings.warn(
+                    f'index {index_dir!r}: the file list changed since the '
+                    f'index was started ({len(stored)} -> {len(candidates)} '
+                    'files); continuing with the original list. Use '
+                    'overwrite=True to start again.')
+            candidates = stored
+            if meta.get('complete'):
+                return cls.load(index_dir)
+
+        if meta is None:
+            if not candidates:
+                raise ValueError(f'no image file found in {images!r}')
+            for name in (FILES_FILE, EMBEDDINGS_FILE):
+                if osp.exists(osp.join(index_dir, name)):
+                    os.remove(osp.join(index_dir, name))
+            _atomic_write_text(
+                osp.join(index_dir, CANDIDATES_FILE),
+                ''.join(c + '\n' for c in candidates))
+            meta = dict(
+                format_version=FORMAT_VERSION,
+                identity=identity,
+                embed_dim=identity['embed_dim'],
+                dtype=dtype,
+                root=root,
+                num_candidates=len(candidates),
+                cursor=0,
+                count=0,
+                skipped={},
+                complete=False)
+            np.lib.format.open_memmap(
+                emb_path, mode='w+', dtype=dtype,
+                shape=(len(candidates), identity['embed_dim'])).flush()
+            _atomic_write_json(meta_path, meta)
+
+        cls._encode_remaining(model, meta, candidates, index_dir, batch_size,
+                              progress)
+        cls._finalize(meta, candidates, index_dir)
+        return cls.load(index_dir)
+
+    @staticmethod
+    def _encode_remaining(model: nn.Module, meta: dict,
+                          candidates: List[str], index_dir: str,
+                          batch_size: int, progress: bool) -> None:
+        from mmengine.utils import ProgressBar
+        root = meta['root']
+        emb = np.load(osp.join(index_dir, EMBEDDINGS_FILE), mmap_mode='r+')
+        loader = build_image_loader(model_pipeline(model))
+        meta_path = osp.join(index_dir, META_FILE)
+        todo = len(candidates) - meta['cursor']
+        bar = ProgressBar(todo) if progress and todo > 0 else None
+        while meta['cursor'] < len(candidates):
+            start = meta['cursor']
+            names = candidates[start:start + batch_size]
+            paths = [osp.join(root, n) if root else n for n in names]
+            images, ok, failed = load_images(paths, loader)
+            if images:
+                feats = encode_image_tensors(model, images).numpy()
+                count = meta['count']
+                emb[count:count + len(images)] = feats.astype(emb.dtype)
+                emb.flush()
+            for i, reason in failed.items():
+                meta['skipped'][names[i]] = reason
+            if failed:
+                warnings.warn(
+                    f'skipped {len(failed)} unreadable file(s): ' +
+                    '; '.join(f'{names[i]} ({r})'
+                              for i, r in failed.items()))
+            meta['count'] += len(images)
+            meta['cursor'] += len(names)
+            _atomic_write_json(meta_path, meta)
+            if bar is not None:
+                bar.update(len(names))
+        if bar is not None:
+            bar.file.write('\n')
+        del emb
+
+    @staticmethod
+    def _finalize(meta: dict, candidates: List[str], index_dir: str) -> None:
+        """Write ``files.txt``, trim the embeddings, mark complete."""
+        skipped = meta['skipped']
+        files = [c for c in candidates if c not in skipped]
+        if len(files) != meta['count']:
+            raise RuntimeError(
+                f'index {index_dir!r} is inconsistent: {meta["count"]} rows '
+                f'but {len(files)} indexed files')
+        emb_path = osp.join(index_dir, EMBEDDINGS_FILE)
+        emb = np.load(emb_path, mmap_mode='r')
+        if emb.shape[0] != meta['count']:
+            tmp = emb_path + '.tmp.npy'
+            out = np.lib.format.open_memmap(
+                tmp, mode='w+', dtype=emb.dtype,
+                shape=(meta['count'], emb.shape[1]))
+            step = 65536
+            for s in range(0, meta['count'], step):
+                e = min(s + step, meta['count'])
+                out[s:e] = emb[s:e]
+            out.flush()
+            del out, emb
+            os.replace(tmp, emb_path)
+        else:
+            del emb
+        _atomic_write_text(
+            osp.join(index_dir, FILES_FILE), ''.join(f + '\n' for f in files))
+        if skipped:
+            warnings.warn(
+                f'index {index_dir!r}: {len(skipped)} file(s) skipped: ' +
+                ', '.join(sorted(skipped)))
+        meta['complete'] = True
+        _atomic_write_json(osp.join(index_dir, META_FILE), meta)

@@ -1,0 +1,252 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Index images with a trained retriever and search them.
+
+Sub-commands::
+
+    # encode a folder of images (recursive) into an index folder; re-running
+    # the same command resumes an interrupted build
+    python tools/retrieve.py index CONFIG CHECKPOINT IMAGE_DIR INDEX_DIR \
+        [--batch-size 32] [--dtype float16]
+
+    # text -> image (config and checkpoint come from the index by default)
+    python tools/retrieve.py text INDEX_DIR "two white storage tanks" \
+        [-k 5] [--out grid.png]
+
+    # image -> image
+    python tools/retrieve.py image INDEX_DIR QUERY.png [-k 5] [--out grid.png]
+
+    # image -> caption over a caption file (one caption per line)
+    python tools/retrieve.py captions CONFIG CHECKPOINT IMAGE \
+        --captions FILE.txt [-k 5] [--out grid.png]
+"""
+import argparse
+import os.path as osp
+import sys
+import textwrap
+from typing import List, Optional
+
+from mmengine.config import DictAction
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, as in tools/test.py')
+
+
+def _add_search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('-k', type=int, default=5, help='results per query')
+    p.add_argument('--out', help='write a PNG grid of the results')
+    p.add_argument(
+        '--chunk-size',
+        type=int,
+        default=65536,
+        help='gallery rows per matrix product (memory bound)')
+    p.add_argument(
+        '--search-dtype',
+        choices=['float32', 'float16'],
+        default='float32',
+        help='precision of the score products')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Index images and search them with a retriever.')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    p = sub.add_parser('index', help='encode images into an index folder')
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument(
+        'image_dir',
+        help='folder searched recursively for images, or a .txt file '
+        'listing image paths')
+    p.add_argument('index_dir')
+    p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument(
+        '--dtype', choices=['float32', 'float16'], default='float32',
+        help='storage type of the embeddings')
+    p.add_argument(
+        '--overwrite', action='store_true',
+        help='discard an existing index instead of resuming it')
+    p.add_argument('--no-progress', action='store_true')
+    _add_model_args(p)
+
+    for name, what in (('text', 'caption(s)'), ('image', 'image file(s)')):
+        p = sub.add_parser(name, help=f'search an index with {what}')
+        p.add_argument('index_dir')
+        p.add_argument('queries', nargs='+', help=f'query {what}')
+        p.add_argument(
+            '--config', help='default: the config recorded in the index')
+        p.add_argument(
+            '--checkpoint',
+            help='default: the checkpoint recorded in the index')
+        _add_model_args(p)
+        _add_search_args(p)
+
+    p = sub.add_parser('captions', help='rank captions for image(s)')
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('images', nargs='+', help='query image file(s)')
+    p.add_argument(
+        '--captions', required=True,
+        help='text file with one candidate caption per line')
+    _add_model_args(p)
+    _add_search_args(p)
+    return parser.parse_args(argv)
+
+
+def _wrap(text: str, width: int = 24) -> str:
+    return '\n'.join(textwrap.wrap(text, width)) or text
+
+
+def draw_grid(result, out_file: str, query_kind: str) -> None:
+    """Draw one row per query: the query, then its top-k images.
+
+    Args:
+        result (SearchResult): the ranking (``items`` are image paths).
+        out_file (str): PNG to write.
+        query_kind (str): ``'text'`` or ``'image'``.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows, k = len(result.queries), result.scores.shape[1]
+    fig, axes = plt.subplots(
+        rows, k + 1, figsize=(2.2 * (k + 1), 2.4 * rows), squeeze=False)
+    for r, query in enumerate(result.queries):
+        ax = axes[r][0]
+        if query_kind == 'image':
+            ax.imshow(Image.open(query).convert('RGB'))
+            ax.set_title('query', fontsize=9)
+        else:
+            ax.text(0.5, 0.5, _wrap(query), ha='center', va='center',
+                    fontsize=9, wrap=True)
+        ax.axis('off')
+        for c in range(k):
+            ax = axes[r][c + 1]
+            ax.imshow(Image.open(result.items[r][c]).convert('RGB'))
+            ax.set_title(
+                f'#{c + 1} {result.scores[r, c]:.3f}\n'
+                f'{osp.basename(result.items[r][c])}',
+                fontsize=8)
+            ax.axis('off')
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=80)
+    plt.close(fig)
+
+
+def draw_captions(result, out_file: str) -> None:
+    """Draw one row per query image: the image and its ranked captions."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = len(result.queries)
+    fig, axes = plt.subplots(
+        rows, 2, figsize=(10, 2.8 * rows), squeeze=False,
+        gridspec_kw=dict(width_ratios=[1, 3]))
+    for r, query in enumerate(result.queries):
+        axes[r][0].imshow(Image.open(query).convert('RGB'))
+        axes[r][0].set_title(osp.basename(query), fontsize=9)
+        axes[r][0].axis('off')
+        lines = [
+            f'#{i + 1} {s:.3f}  {textwrap.shorten(c, 70)}'
+            for i, (c, s) in enumerate(zip(result.items[r],
+                                           result.scores[r]))
+        ]
+        axes[r][1].text(0, 1, '\n'.join(lines), va='top', fontsize=9,
+                        family='monospace')
+        axes[r][1].axis('off')
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=80)
+    plt.close(fig)
+
+
+def _load_index_model(args, index):
+    from rsitr_mm.apis import init_retriever
+    ident = index.identity
+    config = args.config or ident.get('config')
+    checkpoint = args.checkpoint or ident.get('checkpoint')
+    if not config or not osp.isfile(config):
+        sys.exit(f'error: the config recorded in the index ({config!r}) is '
+                 'not there; pass --config')
+    if checkpoint and not osp.isfile(checkpoint):
+        sys.exit(f'error: the checkpoint recorded in the index '
+                 f'({checkpoint!r}) is not there; pass --checkpoint')
+    cfg_options = dict(ident.get('cfg_options') or {})
+    if args.cfg_options:
+        from mmengine.config import Config
+        merged = Config(cfg_options)
+        merged.merge_from_dict(args.cfg_options)
+        cfg_options = merged.to_dict()
+    return init_retriever(
+        config, checkpoint, device=args.device, cfg_options=cfg_options)
+
+
+def _read_image_list(path: str) -> List[str]:
+    base = osp.dirname(osp.abspath(path))
+    with open(path, encoding='utf-8') as f:
+        names = [line.strip() for line in f if line.strip()]
+    return [n if osp.isabs(n) else osp.join(base, n) for n in names]
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    from rsitr_mm.apis import (ImageIndex, init_retriever, search_by_image,
+                               search_by_text, search_captions)
+
+    if args.command == 'index':
+        model = init_retriever(
+            args.config, args.checkpoint, device=args.device,
+            cfg_options=args.cfg_options)
+        images = args.image_dir if osp.isdir(args.image_dir) \
+            else _read_image_list(args.image_dir)
+        index = ImageIndex.build(
+            model, images, args.index_dir, batch_size=args.batch_size,
+            dtype=args.dtype, progress=not args.no_progress,
+            overwrite=args.overwrite)
+        print(f'{index}: {len(index)} images indexed, '
+              f'{len(index.skipped)} skipped')
+        for name, reason in sorted(index.skipped.items()):
+            print(f'  skipped {name}: {reason}')
+        return
+
+    search_kwargs = dict(
+        k=args.k, chunk_size=args.chunk_size, dtype=args.search_dtype)
+    if args.command in ('text', 'image'):
+        index = ImageIndex.load(args.index_dir)
+        model = _load_index_model(args, index)
+        if args.command == 'text':
+            result = search_by_text(model, index, args.queries,
+                                    **search_kwargs)
+        else:
+            result = search_by_image(model, index, args.queries,
+                                     **search_kwargs)
+        print(result.format())
+        if args.out:
+            draw_grid(result, args.out, args.command)
+            print(f'grid written to {args.out}')
+        return
+
+    # captions
+    with open(args.captions, encoding='utf-8') as f:
+        captions = [line.strip() for line in f if line.strip()]
+    model = init_retriever(
+        args.config, args.checkpoint, device=args.device,
+        cfg_options=args.cfg_options)
+    result = search_captions(model, args.images, captions, **search_kwargs)
+    print(result.format())
+    if args.out:
+        draw_captions(result, args.out)
+        print(f'figure written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
