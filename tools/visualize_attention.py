@@ -18,13 +18,11 @@ import sys
 from typing import List, Optional
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
+from rsitr_mm.apis import init_retriever
 import mmcv
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
+from mmengine.config import DictAction
 
-from mmpretrain.registry import MODELS
 from rsitr_mm.visualization.attention import draw_attention_maps
 
 
@@ -57,14 +55,7 @@ def build_model(config: str,
                 device: str = 'cpu',
                 cfg_options: Optional[dict] = None) -> torch.nn.Module:
     """Build the retriever of ``config`` and load ``checkpoint`` if given."""
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
-    return model.to(device).eval()
+    return init_retriever(config, checkpoint, device, cfg_options)
 
 
 @torch.no_grad()

@@ -23,13 +23,12 @@ import sys
 from typing import List, Optional
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
+from rsitr_mm.apis import init_retriever
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.config import DictAction
+from mmengine.runner import Runner
 
-from mmpretrain.registry import MODELS
 from rsitr_mm.datasets.object_priors import build_object_priors
 from rsitr_mm.models.heads.osfcm_head import ObjectSemanticClusterHead
 from rsitr_mm.visualization.embeddings import (draw_embedding_scatter,
@@ -107,14 +106,12 @@ def knn_agreement(feats: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
-    if args.checkpoint and args.checkpoint.lower() != 'none':
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model = model.to(args.device).eval()
+    checkpoint = args.checkpoint
+    if checkpoint and checkpoint.lower() == 'none':
+        checkpoint = None
+    model = init_retriever(args.config, checkpoint, args.device,
+                           args.cfg_options)
+    cfg = model.cfg
 
     key = f'{args.split}_dataloader'
     if key not in cfg:

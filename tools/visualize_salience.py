@@ -15,12 +15,11 @@ import argparse
 import os.path as osp
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
+from rsitr_mm.apis import init_retriever
 import mmcv
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.runner import load_checkpoint
+from mmengine.config import DictAction
 
-from mmpretrain.registry import MODELS
 from rsitr_mm.visualization.salience import draw_salience_maps
 
 
@@ -48,13 +47,7 @@ def parse_args() -> argparse.Namespace:
 def build_model(config: str, checkpoint: str = None, device: str = 'cpu',
                 cfg_options: dict = None) -> torch.nn.Module:
     """Build the retriever of ``config`` and load ``checkpoint`` if given."""
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
-    return model.to(device).eval()
+    return init_retriever(config, checkpoint, device, cfg_options)
 
 
 @torch.no_grad()

@@ -118,6 +118,7 @@ def init_retriever(config: Union[str, Config],
         nn.Module: the retriever.
     """
     import rsitr_mm  # noqa: F401  (registers modules, stack fixes)
+    from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
 
@@ -138,6 +139,8 @@ def init_retriever(config: Union[str, Config],
     if 'model' not in cfg:
         raise KeyError(f'config {config_path!r} has no "model" field')
 
+    # datasets/pipelines built later from this config resolve in our scope
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
     checkpoint_sha = None
     if checkpoint is not None:
