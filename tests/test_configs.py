@@ -12,7 +12,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.structures import LabelData  # noqa: F401
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
