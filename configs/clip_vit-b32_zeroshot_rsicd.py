@@ -8,3 +8,9 @@ _base_ = [
     './_base_/default_runtime.py',
 ]
 test_cfg = dict(type='RSRetrievalTestLoop')
+# evaluation only
+train_dataloader = None
+train_cfg = None
+val_dataloader = None
+val_cfg = None
+val_evaluator = None

@@ -55,9 +55,15 @@ def main() -> None:
         cfg.load_from = args.checkpoint
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
-    set_dataloader_defaults(cfg)
+    # testing needs no training or validation parts (a zero-shot config
+    # may define a train dataloader without an optimizer)
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'param_scheduler', 'val_dataloader', 'val_cfg',
+                'val_evaluator'):
+        cfg[key] = None
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    set_dataloader_defaults(cfg)
     setup_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)

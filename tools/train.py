@@ -70,10 +70,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.load_from = args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    set_dataloader_defaults(cfg, not args.no_pin_memory,
-                            not args.no_persistent_workers)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    set_dataloader_defaults(cfg, not args.no_pin_memory,
+                            not args.no_persistent_workers)
     setup_launcher(cfg, args.launcher)
     return cfg
 
