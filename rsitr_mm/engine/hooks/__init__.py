@@ -1,3 +1,8 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
+from .atomic_checkpoint import atomic_save_checkpoint, patch_atomic_checkpoint
+from .nan_guard import NaNGuardHook, NaNSafeOptimWrapper
 
-__all__ = []
+__all__ = [
+    'NaNGuardHook', 'NaNSafeOptimWrapper', 'atomic_save_checkpoint',
+    'patch_atomic_checkpoint'
+]

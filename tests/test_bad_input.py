@@ -1,0 +1,306 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Bad input, table-driven: every case must fail with the right error type
+AND a message naming the offending file / field, and must leave no
+half-written output behind."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+
+import rsitr_mm  # noqa: F401
+from rsitr_mm.datasets import RSRetrievalDataset
+from rsitr_mm.datasets.precomp import convert_precomp
+from rsitr_mm.models.utils.clip_convert import convert_clip_checkpoint
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CFG = osp.join(REPO, 'configs', 'demo_tinycnn-bigru_synthetic.py')
+
+
+def _image(name, split='train', n=5, raw=None):
+    return dict(
+        filename=name,
+        split=split,
+        sentences=[dict(raw=raw if raw is not None else f'{name} cap {j}')
+                   for j in range(n)])
+
+
+def _write(tmp, content):
+    path = osp.join(tmp, 'ann.json')
+    with open(path, 'w') as f:
+        f.write(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+# --------------------------------------------------------------- datasets
+# (id, annotation content, dataset kwargs, error, substrings of the message)
+DATASET_CASES = [
+    ('malformed-json', '{"images": [', {}, ValueError,
+     ['ann.json', 'not valid JSON']),
+    ('no-images-list', {'img': []}, {}, ValueError,
+     ['ann.json', '"images"']),
+    ('missing-key', {'images': [{'filename': 'a.jpg', 'split': 'train'}]},
+     {}, ValueError, ['ann.json', "'a.jpg'", "'sentences'"]),
+    ('missing-raw', {'images': [dict(_image('a.jpg'),
+                                     sentences=[{'tokens': []}])]},
+     {}, ValueError, ['ann.json', "'a.jpg'", "'raw'"]),
+    ('empty-caption', {'images': [_image('a.jpg', raw='  ')]}, {}, ValueError,
+     ['ann.json', "'a.jpg'", 'sentence 0 is empty']),
+    ('caption-count-test-mode',
+     {'images': [_image('a.jpg', 'test'), _image('b.jpg', 'test', n=4)]},
+     dict(split='test', test_mode=True), ValueError,
+     ['ann.json', "'b.jpg'", '4 captions', 'expected 5']),
+    ('unknown-split', {'images': [_image('a.jpg')]}, dict(split='dev'),
+     ValueError, ['ann.json', "'dev'"]),
+    ('missing-images-checked', {'images': [_image('gone.jpg')]},
+     dict(check_images=True), FileNotFoundError,
+     ['ann.json', 'gone.jpg', 'missing']),
+]
+
+
+@pytest.mark.parametrize(
+    'content,kwargs,error,parts',
+    [c[1:] for c in DATASET_CASES],
+    ids=[c[0] for c in DATASET_CASES])
+def test_dataset_bad_annotations(tmp_path, content, kwargs, error, parts):
+    ann = _write(str(tmp_path), content)
+    with pytest.raises(error) as err:
+        RSRetrievalDataset(ann_file=ann, data_prefix=str(tmp_path), **kwargs)
+    for part in parts:
+        assert part in str(err.value), (part, str(err.value))
+
+
+def test_dataset_missing_annotation_file(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        RSRetrievalDataset(ann_file=str(tmp_path / 'nope.json'))
+    assert 'nope.json' in str(err.value)
+
+
+def test_dataset_missing_image_when_loaded(tmp_path):
+    """Without ``check_images`` the image loader names the missing file."""
+    ann = _write(str(tmp_path), {'images': [_image('gone.jpg')]})
+    ds = RSRetrievalDataset(
+        ann_file=ann,
+        data_prefix=dict(img_path=str(tmp_path / 'imgs')),
+        pipeline=[dict(type='LoadImageFromFile')])
+    assert len(ds) == 5  # one item per caption; the json itself is fine
+    with pytest.raises(FileNotFoundError) as err:
+        ds[0]
+    assert osp.join('imgs', 'gone.jpg') in str(err.value)
+
+
+# ------------------------------------------------------ precomp converter
+def _precomp(tmp, files):
+    folder = osp.join(tmp, 'x_precomp')
+    os.makedirs(folder)
+    for name, lines in files.items():
+        with open(osp.join(folder, name), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+    return folder
+
+
+GOOD_TEST = {
+    'test_caps.txt': [f'test cap {i}' for i in range(5)],
+    'test_filename.txt': ['t.jpg'],
+}
+PRECOMP_CASES = [
+    ('caps-not-multiple', {
+        'train_caps.txt': ['a', 'b', 'c'],
+        'train_filename.txt': ['a.jpg'],
+        **GOOD_TEST
+    }, ValueError, ['train_caps.txt', '3 lines', 'captions_per_image=5']),
+    ('filename-count', {
+        'train_caps.txt': [f'c{i}' for i in range(10)],
+        'train_filename.txt': ['a.jpg', 'b.jpg', 'c.jpg'],
+        **GOOD_TEST
+    }, ValueError, ['train_filename.txt', '3 lines']),
+    ('empty-caption', {
+        'train_caps.txt': ['c0', 'c1', '', 'c3', 'c4'],
+        'train_filename.txt': ['a.jpg'],
+        **GOOD_TEST
+    }, ValueError, ['train_caps.txt:3', 'empty caption']),
+    ('filename-changes-in-group', {
+        'train_caps.txt': [f'c{i}' for i in range(5)],
+        'train_filename.txt': ['a.jpg'] * 4 + ['b.jpg'],
+        **GOOD_TEST
+    }, ValueError, ['train_filename.txt:5', "'b.jpg'"]),
+    ('duplicate-filename', {
+        'train_caps.txt': [f'c{i}' for i in range(5)],
+        'train_filename.txt': ['t.jpg'],
+        **GOOD_TEST
+    }, ValueError, ['test_filename.txt', "'t.jpg'", 'occurs twice']),
+    ('partner-missing', {
+        'train_caps.txt': [f'c{i}' for i in range(5)],
+        **GOOD_TEST
+    }, FileNotFoundError, ['train_filename.txt', 'partner']),
+    ('no-test-split', {
+        'train_caps.txt': [f'c{i}' for i in range(5)],
+        'train_filename.txt': ['a.jpg'],
+    }, FileNotFoundError, ['x_precomp', 'test_caps.txt']),
+]
+
+
+@pytest.mark.parametrize(
+    'files,error,parts', [c[1:] for c in PRECOMP_CASES],
+    ids=[c[0] for c in PRECOMP_CASES])
+def test_precomp_converter_bad_input_writes_nothing(tmp_path, files, error,
+                                                    parts):
+    folder = _precomp(str(tmp_path), files)
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+    out = str(out_dir / 'dataset.json')
+    with pytest.raises(error) as err:
+        convert_precomp(folder, out)
+    for part in parts:
+        assert part in str(err.value), (part, str(err.value))
+    assert os.listdir(out_dir) == []  # no output, no temporary file
+
+
+def test_precomp_cli_reports_error_and_keeps_old_output(tmp_path):
+    from importlib import util
+    spec = util.spec_from_file_location(
+        'precomp_cli',
+        osp.join(REPO, 'tools', 'dataset_converters',
+                 'precomp_to_karpathy.py'))
+    cli = util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    folder = _precomp(str(tmp_path), PRECOMP_CASES[0][1])
+    out = tmp_path / 'dataset.json'
+    out.write_text('{"old": true}')
+    assert cli.main([folder, str(out)]) == 1
+    assert json.loads(out.read_text()) == {'old': True}  # untouched
+    assert sorted(os.listdir(tmp_path)) == ['dataset.json', 'x_precomp']
+
+
+def test_failure_while_writing_leaves_no_file(tmp_path, monkeypatch):
+    """A crash in the middle of json.dump leaves neither output nor tmp."""
+    good = dict(PRECOMP_CASES[0][1])
+    good['train_caps.txt'] = [f'c{i}' for i in range(5)]
+    folder = _precomp(str(tmp_path), good)
+    out_dir = tmp_path / 'out'
+    out_dir.mkdir()
+
+    def boom(obj, f, **kwargs):
+        f.write('{"images": [')
+        raise OSError('disk full')
+
+    monkeypatch.setattr('rsitr_mm.datasets.precomp.json.dump', boom)
+    with pytest.raises(OSError, match='disk full'):
+        convert_precomp(folder, str(out_dir / 'dataset.json'))
+    assert os.listdir(out_dir) == []
+
+
+# --------------------------------------------------------- CLIP converter
+def _junk(path):
+    with open(path, 'wb') as f:
+        f.write(b'\x00not a checkpoint\xff' * 10)
+
+
+def _wrong_keys(path):
+    torch.save({'encoder.weight': torch.zeros(2, 2)}, path)
+
+
+def _resnet_tower(path):
+    torch.save({'visual.layer1.0.conv1.weight': torch.zeros(2, 2)}, path)
+
+
+def _no_tensors(path):
+    torch.save({'epoch': 3, 'config': {'lr': 1}}, path)
+
+
+CLIP_CASES = [
+    ('junk-bytes', _junk, RuntimeError, ['src.pt', 'weights_only']),
+    ('wrong-keys', _wrong_keys, ValueError,
+     ['visual.conv1.weight', 'encoder.weight']),
+    ('resnet-tower', _resnet_tower, ValueError, ['ResNet']),
+    ('no-tensors', _no_tensors, ValueError, ['wrapper keys', "'epoch'"]),
+]
+
+
+@pytest.mark.parametrize(
+    'make,error,parts', [c[1:] for c in CLIP_CASES],
+    ids=[c[0] for c in CLIP_CASES])
+def test_clip_converter_bad_checkpoint_writes_nothing(tmp_path, make, error,
+                                                      parts):
+    src = str(tmp_path / 'src.pt')
+    make(src)
+    out_parent = tmp_path / 'out'
+    out_parent.mkdir()
+    with pytest.raises(error) as err:
+        convert_clip_checkpoint(src, str(out_parent / 'clip-hf'))
+    for part in parts:
+        assert part in str(err.value), (part, str(err.value))
+    assert os.listdir(out_parent) == []  # no out_dir, no temporary folder
+
+
+def test_clip_converter_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='absent.pt'):
+        convert_clip_checkpoint(
+            str(tmp_path / 'absent.pt'), str(tmp_path / 'o'))
+
+
+# ---------------------------------------------------------------- configs
+def _demo_model(ann, **changes):
+    """The demo model config, its vocabulary built from a tiny json."""
+    cfg = Config.fromfile(DEMO_CFG)
+    model = cfg.model
+    model.text_encoder.ann_files = [ann]
+    model.update(changes)
+    return model
+
+
+def _unknown_encoder(ann):
+    return _demo_model(ann, image_encoder=dict(type='NoSuchBackbone'))
+
+
+def _unknown_retriever(ann):
+    return dict(_demo_model(ann), type='NoSuchRetriever')
+
+
+def _identity_mismatch(ann):
+    return _demo_model(ann, image_proj='identity', embed_dim=64)
+
+
+def _bad_proj_kind(ann):
+    return _demo_model(ann, text_proj='conv')
+
+
+CONFIG_CASES = [
+    ('unknown-backbone-type', _unknown_encoder, KeyError, ['NoSuchBackbone']),
+    ('unknown-model-type', _unknown_retriever, KeyError, ['NoSuchRetriever']),
+    ('identity-dim-mismatch', _identity_mismatch, ValueError,
+     ['image_proj="identity"', '64', '256']),
+    ('unknown-proj-kind', _bad_proj_kind, ValueError, ['text_proj', "'conv'"]),
+]
+
+
+@pytest.mark.parametrize(
+    'make,error,parts', [c[1:] for c in CONFIG_CASES],
+    ids=[c[0] for c in CONFIG_CASES])
+def test_bad_model_config(tmp_path, make, error, parts):
+    cfg = make(_write(str(tmp_path), {'images': [_image('a.jpg')]}))
+    with pytest.raises(error) as err:
+        MODELS.build(cfg)
+    for part in parts:
+        assert part in str(err.value), (part, str(err.value))
+
+
+# ------------------------------------------------------------------- CLIs
+def test_test_cli_missing_checkpoint(tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE='1')
+    env.pop('PYTHONPATH', None)
+    missing = str(tmp_path / 'nothing_here.pth')
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'test.py'), DEMO_CFG,
+         missing, '--work-dir', str(tmp_path / 'w')],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True,
+        timeout=120)
+    assert proc.returncode != 0
+    assert 'FileNotFoundError' in proc.stderr
+    assert 'nothing_here.pth' in proc.stderr
+    assert not (tmp_path / 'w').exists()  # failed before building anything
