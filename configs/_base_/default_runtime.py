@@ -16,6 +16,15 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
+custom_hooks = [
+    # stop on a NaN/Inf loss, naming the iteration and the loss term
+    # (action='skip' + optim_wrapper type 'NaNSafeOptimWrapper' skips instead)
+    dict(type='NaNGuardHook', action='raise'),
+    # average BatchNorm buffers across processes after each epoch (the CPU
+    # DDP path does not broadcast buffers)
+    dict(type='SyncBuffersHook'),
+]
+
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

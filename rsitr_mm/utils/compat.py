@@ -11,6 +11,9 @@ so no user has to set an environment variable:
   checkpoint scheme so that it loads with ``weights_only=False``. Only files
   the user points the runner at are read this way (the same trust model as
   mmengine on torch < 2.6).
+* mmengine writes checkpoints straight to their final path; a killed run can
+  leave a truncated file that ``--resume`` then fails on. Local checkpoints
+  are written atomically instead (temporary file, fsync, rename).
 """
 import os.path as osp
 
@@ -35,4 +38,8 @@ def apply_compat_patches() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', force=True)(
         _load_local_checkpoint)
+    # checkpoints are written to a temporary file and renamed into place,
+    # so a killed run never leaves a half-written .pth behind
+    from ..engine.hooks.atomic_checkpoint import patch_atomic_checkpoint
+    patch_atomic_checkpoint()
     _PATCHED = True

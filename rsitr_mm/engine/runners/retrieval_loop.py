@@ -20,14 +20,14 @@ def _as_list(value) -> List[int]:
 
 def _sample_field(sample, key: str):
     """Read ``key`` from a DataSample's data fields or metainfo."""
-    if key in sample:
-        return sample.get(key)
-    if key in sample.metainfo_keys():
-        return sample.metainfo[key]
-    raise KeyError(
-        f'Test sample has no "{key}": the test pipeline must end with '
-        "PackInputs(algorithm_keys=['text', 'gt_text_id', 'gt_image_id', "
-        "'image_id'], ...) so the loop can place every feature exactly.")
+    value = getattr(sample, key, None)
+    if value is None:
+        raise KeyError(
+            f'Test sample has no "{key}": the test pipeline must end with '
+            "PackInputs(algorithm_keys=['text', 'gt_text_id', "
+            "'gt_image_id', 'image_id'], ...) so the loop can place every "
+            'feature exactly.')
+    return value
 
 
 def encode_loader(module,

@@ -25,12 +25,12 @@ def _build(cfg: Optional[ConfigType]) -> Optional[nn.Module]:
 
 
 def _read(sample, key: str, default=None):
-    """Read a field from a DataSample's data or metainfo."""
-    if key in sample:
-        return sample.get(key)
-    if key in sample.metainfo_keys():
-        return sample.metainfo[key]
-    return default
+    """Read a field from a DataSample's data or metainfo.
+
+    ``getattr`` reaches both data fields and metainfo; it avoids
+    ``key in sample``, which rebuilds the sample's key set on every call.
+    """
+    return getattr(sample, key, default)
 
 
 def _first_int(value) -> int:
