@@ -3,19 +3,47 @@
 from typing import Tuple
 
 import torch
+import torch.distributed as torch_dist
 from mmengine import dist
 
 from ...utils.dist import all_gather_variable
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather rows from every rank; gradients flow back to their owner.
+
+    Forward concatenates every rank's rows (rank order). Backward sums the
+    gradient of the full result over ranks (all-reduce, which gloo and nccl
+    both support) and returns this rank's slice, so every rank receives the
+    gradient that all ranks' losses put on its rows.
+    """
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor) -> torch.Tensor:
+        parts = all_gather_variable(rows.detach())
+        rank = dist.get_rank()
+        ctx.offset = sum(p.size(0) for p in parts[:rank])
+        ctx.num = rows.size(0)
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        torch_dist.all_reduce(grad)
+        return grad[ctx.offset:ctx.offset + ctx.num]
+
+
 def gather_candidates(
         embeds: torch.Tensor,
         image_ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, int]:
-    """Gather candidates (negatives) from every rank, keeping local grads.
+    """Gather candidates (negatives) from every rank, with gradients.
 
-    The local slice of the result is ``embeds`` itself, so gradients flow
-    to this rank's embeddings; rows of the other ranks are constants (the
-    usual CLIP recipe: each rank back-propagates through its own rows).
+    Each rank scores its own anchors against every rank's candidates; the
+    gradient of a candidate row is summed over all ranks' losses and sent
+    back to the rank that computed the row. With DDP's gradient averaging,
+    training with R processes of batch b then follows the same gradient as
+    one process of batch R * b (apart from BatchNorm statistics, which stay
+    per process).
 
     Args:
         embeds (torch.Tensor): (B, D) local embeddings.
@@ -29,12 +57,10 @@ def gather_candidates(
     if not dist.is_distributed():
         return embeds, image_ids, 0
     with torch.no_grad():
-        parts = all_gather_variable(embeds.detach())
         id_parts = all_gather_variable(image_ids)
     rank = dist.get_rank()
-    offset = sum(p.size(0) for p in parts[:rank])
-    parts[rank] = embeds
-    return torch.cat(parts), torch.cat(id_parts), offset
+    offset = sum(p.size(0) for p in id_parts[:rank])
+    return _GatherWithGrad.apply(embeds), torch.cat(id_parts), offset
 
 
 def positive_mask(anchor_ids: torch.Tensor,
