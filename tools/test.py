@@ -16,6 +16,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
+                                    finish_cpu_distributed,
                                     format_retrieval_table,
                                     set_dataloader_defaults, setup_launcher)
 
@@ -73,6 +74,7 @@ def main() -> None:
         if args.out:
             with open(args.out, 'w', encoding='utf-8') as f:
                 json.dump(metrics, f, indent=2)
+    finish_cpu_distributed()
 
 
 if __name__ == '__main__':

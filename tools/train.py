@@ -8,6 +8,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
+                                    finish_cpu_distributed,
                                     set_dataloader_defaults, setup_launcher)
 
 
@@ -84,6 +85,7 @@ def main() -> None:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()
+    finish_cpu_distributed()
 
 
 if __name__ == '__main__':
