@@ -9,18 +9,16 @@ one process of batch 16, same seed. What is identical, what is not:
   step the two ranks' batches together are exactly the single-process batch
   (checked below without training, for every step of every epoch).
 * **Initial weights: identical** (same seed; DDP also broadcasts rank 0's).
-* **Updates: not identical**, for three reasons, so exact equality of the
+* **Updates: not identical**, for two reasons, so exact equality of the
   trained weights is impossible and only a tolerance is asserted:
 
   1. BatchNorm (TinyCNN) normalises with per-rank statistics of 8 images
      instead of 16; ``SyncBuffersHook`` (used here) averages the running
      statistics over ranks after each epoch, but not the batch statistics.
-  2. ``MultiPositiveInfoNCELoss(gather_negatives=True)`` sees the same 16
-     candidates as the single process, but gathers the other rank's rows
-     without gradient: the gradient of "my anchor vs. your candidate"
-     reaches neither rank. After DDP's gradient averaging the update lacks
-     those cross-rank terms (about half of the candidate-side gradient with
-     2 ranks), so the two runs follow different trajectories.
+  2. (The loss itself is exact: ``MultiPositiveInfoNCELoss`` gathers the
+     other rank's rows with gradient, so 2 processes give the 1-process
+     loss and gradients; see tests/test_models/test_losses/
+     test_distributed_losses.py.)
   3. Floating-point summation order (gradient all-reduce).
 
   Tolerance: this tiny model's retrieval metrics after 3 epochs move by
