@@ -216,9 +216,10 @@ def _no_tensors(path):
 CLIP_CASES = [
     ('junk-bytes', _junk, RuntimeError, ['src.pt', 'weights_only']),
     ('wrong-keys', _wrong_keys, ValueError,
-     ['visual.conv1.weight', 'encoder.weight']),
-    ('resnet-tower', _resnet_tower, ValueError, ['ResNet']),
-    ('no-tensors', _no_tensors, ValueError, ['wrapper keys', "'epoch'"]),
+     ['src.pt', 'visual.conv1.weight', 'encoder.weight']),
+    ('resnet-tower', _resnet_tower, ValueError, ['src.pt', 'ResNet']),
+    ('no-tensors', _no_tensors, ValueError,
+     ['src.pt', 'wrapper keys', "'epoch'"]),
 ]
 
 

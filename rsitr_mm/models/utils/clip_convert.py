@@ -419,8 +419,11 @@ def convert_clip_checkpoint(src: str,
     state_dict, is_openai = load_clip_checkpoint(src, trust_pickle)
     hidden_act = act if act != 'auto' else (
         'quick_gelu' if is_openai else 'gelu')
-    config, hf_sd, info = convert_clip_state_dict(state_dict, hidden_act,
-                                                  vision_heads, text_heads)
+    try:
+        config, hf_sd, info = convert_clip_state_dict(
+            state_dict, hidden_act, vision_heads, text_heads)
+    except (KeyError, ValueError) as err:
+        raise type(err)(f'{src}: {err}') from err
     if arch is not None and info['name'] != arch:
         raise ValueError(f'{src} does not look like {arch}: inferred '
                          f'{info}.')
@@ -428,8 +431,8 @@ def convert_clip_checkpoint(src: str,
     model = CLIPModel(config)
     missing, unexpected = model.load_state_dict(hf_sd, strict=False)
     if missing or unexpected:
-        raise RuntimeError(f'Conversion mismatch: missing {missing}, '
-                           f'unexpected {unexpected}.')
+        raise RuntimeError(f'{src}: conversion mismatch: missing '
+                           f'{missing}, unexpected {unexpected}.')
 
     parent = osp.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
