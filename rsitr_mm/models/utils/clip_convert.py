@@ -416,13 +416,15 @@ def convert_clip_checkpoint(src: str,
     if osp.exists(out_dir) and not overwrite:
         raise FileExistsError(f'{out_dir} exists; pass overwrite=True '
                               '(--overwrite) to replace it.')
-    state_dict, is_openai = load_clip_checkpoint(src, trust_pickle)
-    hidden_act = act if act != 'auto' else (
-        'quick_gelu' if is_openai else 'gelu')
     try:
+        state_dict, is_openai = load_clip_checkpoint(src, trust_pickle)
+        hidden_act = act if act != 'auto' else (
+            'quick_gelu' if is_openai else 'gelu')
         config, hf_sd, info = convert_clip_state_dict(
             state_dict, hidden_act, vision_heads, text_heads)
     except (KeyError, ValueError) as err:
+        if src in str(err):
+            raise
         raise type(err)(f'{src}: {err}') from err
     if arch is not None and info['name'] != arch:
         raise ValueError(f'{src} does not look like {arch}: inferred '
