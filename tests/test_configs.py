@@ -98,7 +98,7 @@ def test_config_builds_and_trains_one_step(path, assets):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmpretrain'
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if loader in cfg:
+        if cfg.get(loader) is not None:
             assert cfg[loader].collate_fn == dict(type='default_collate')
     assert cfg.test_cfg.type == 'RSRetrievalTestLoop'
     init_default_scope('mmpretrain')
