@@ -68,6 +68,10 @@ def write_example(model, dataset, image_feat, text_feat, out_file) -> str:
         axes[rank].set_title(f'{rank}: {score:.2f}' + (' *' if correct
                                                         else ''))
         axes[rank].axis('off')
+    gold = query_id // 5
+    lines.append(f'  (the captioned image, {dataset.get_data_info(gold)["filename"]}, '
+                 f'ranks #{int((scores > scores[gold]).sum()) + 1} '
+                 f'of {len(scores)})')
     fig.tight_layout()
     fig.savefig(out_file, dpi=100)
     plt.close(fig)
@@ -78,6 +82,9 @@ def write_example(model, dataset, image_feat, text_feat, out_file) -> str:
     for rank, j in enumerate(best, 1):
         mark = '  <- one of its captions' if j // 5 == query_id // 5 else ''
         lines.append(f'  {rank}. "{captions[j]}"{mark}')
+    own = img_scores[5 * (query_id // 5):5 * (query_id // 5) + 5].max()
+    lines.append(f'  (its best own caption ranks '
+                 f'#{int((img_scores > own).sum()) + 1} of {len(img_scores)})')
     return '\n'.join(lines)
 
 

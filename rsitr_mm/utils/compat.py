@@ -22,7 +22,7 @@ import torch
 _PATCHED = False
 
 
-def _load_local_checkpoint(filename: str, map_location=None):
+def load_from_local(filename: str, map_location=None):
     """Load a local checkpoint written by mmengine (trusted, full pickle)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -37,7 +37,7 @@ def apply_compat_patches() -> None:
         return
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', force=True)(
-        _load_local_checkpoint)
+        load_from_local)
     # checkpoints are written to a temporary file and renamed into place,
     # so a killed run never leaves a half-written .pth behind
     from ..engine.hooks.atomic_checkpoint import patch_atomic_checkpoint
