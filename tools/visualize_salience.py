@@ -16,6 +16,7 @@ import os.path as osp
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
 from rsitr_mm.apis import init_retriever
+from rsitr_mm.visualization.neck_maps import neck_maps_of_image
 import mmcv
 import torch
 from mmengine.config import DictAction
@@ -50,25 +51,10 @@ def build_model(config: str, checkpoint: str = None, device: str = 'cpu',
     return init_retriever(config, checkpoint, device, cfg_options)
 
 
-@torch.no_grad()
 def compute_maps(model: torch.nn.Module, image_bgr, device: str = 'cpu'):
     """Run one ``(H, W, 3)`` BGR uint8 image; return ``(feat, maps)``."""
-    for name in ('image_encoder', 'image_neck'):
-        if getattr(model, name, None) is None:
-            raise ValueError(f'visualize_salience: the model has no '
-                             f'`{name}`; the config must define one.')
-    neck = model.image_neck
-    if not hasattr(neck, 'forward_with_maps'):
-        raise ValueError(
-            'visualize_salience: model.image_neck '
-            f'({type(neck).__name__}) has no forward_with_maps(); use a '
-            'BidirectionalScaleDecoupling neck.')
-    inputs = torch.from_numpy(image_bgr.copy()).permute(2, 0, 1)[None]
-    data = model.data_preprocessor(dict(inputs=inputs.to(device)), False)
-    feats = model.image_encoder(data['images'])
-    if isinstance(feats, torch.Tensor):
-        feats = (feats, )
-    return neck.forward_with_maps(feats)
+    return neck_maps_of_image(model, image_bgr, device, 'visualize_salience',
+                              'a BidirectionalScaleDecoupling neck')
 
 
 def main() -> None:
