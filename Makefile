@@ -11,7 +11,6 @@ export TRANSFORMERS_OFFLINE ?= 1
 
 $(STAMP): requirements.txt setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -r requirements.txt -e .
 	@touch $(STAMP)
 

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from .utils import as_id_tensor, gather_candidates, positive_mask
+from .utils import as_id_tensor, candidate_pool, positive_mask
 
 
 @MODELS.register_module()
@@ -92,11 +92,8 @@ class MultiPositiveInfoNCELoss(nn.Module):
                            image_embeds.device)
         scale = logit_scale if logit_scale is not None else \
             self.log_scale.exp()
-        if self.gather_negatives:
-            all_txt, all_ids, _ = gather_candidates(text_embeds, ids)
-            all_img, _, _ = gather_candidates(image_embeds, ids)
-        else:
-            all_txt, all_img, all_ids = text_embeds, image_embeds, ids
+        all_img, all_txt, all_ids, _ = candidate_pool(
+            image_embeds, text_embeds, ids, self.gather_negatives)
         loss_i2t = self._direction(image_embeds, ids, all_txt, all_ids, scale)
         loss_t2i = self._direction(text_embeds, ids, all_img, all_ids, scale)
         return self.loss_weight * (loss_i2t + loss_t2i) / 2

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
-from .utils import as_id_tensor, gather_candidates, positive_mask
+from .utils import as_id_tensor, candidate_pool, positive_mask
 
 
 def hinge_triplet_costs(anchor: torch.Tensor, anchor_ids: torch.Tensor,
@@ -96,12 +96,8 @@ class TripletRankingLoss(nn.Module):
         """
         ids = as_id_tensor(image_ids, image_embeds.size(0),
                            image_embeds.device)
-        if self.gather_negatives:
-            all_txt, all_ids, offset = gather_candidates(text_embeds, ids)
-            all_img, _, _ = gather_candidates(image_embeds, ids)
-        else:
-            all_txt, all_img, all_ids, offset = (text_embeds, image_embeds,
-                                                 ids, 0)
+        all_img, all_txt, all_ids, offset = candidate_pool(
+            image_embeds, text_embeds, ids, self.gather_negatives)
         c_i2t = hinge_triplet_costs(image_embeds, ids, all_txt, all_ids,
                                     offset, self.margin)
         c_t2i = hinge_triplet_costs(text_embeds, ids, all_img, all_ids,

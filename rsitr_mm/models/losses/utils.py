@@ -63,6 +63,23 @@ def gather_candidates(
     return _GatherWithGrad.apply(embeds), torch.cat(id_parts), offset
 
 
+def candidate_pool(image_embeds: torch.Tensor, text_embeds: torch.Tensor,
+                   image_ids: torch.Tensor, gather: bool
+                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Image and caption candidates of a batch, from every rank if asked.
+
+    Returns:
+        tuple: ``(all_images (M, D), all_texts (M, D), all_ids (M,),
+        offset)``; without ``gather`` (or without a process group) the
+        local rows and offset 0.
+    """
+    if not gather:
+        return image_embeds, text_embeds, image_ids, 0
+    all_txt, all_ids, offset = gather_candidates(text_embeds, image_ids)
+    all_img, _, _ = gather_candidates(image_embeds, image_ids)
+    return all_img, all_txt, all_ids, offset
+
+
 def positive_mask(anchor_ids: torch.Tensor,
                   cand_ids: torch.Tensor) -> torch.Tensor:
     """(B, M) bool mask, True where anchor and candidate share an image."""
