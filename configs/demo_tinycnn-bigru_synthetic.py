@@ -36,7 +36,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=8,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=8, val_interval=2)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop', max_epochs=8, val_interval=2)
 val_cfg = dict(type='RSRetrievalValLoop')
 test_cfg = dict(type='RSRetrievalTestLoop')
 

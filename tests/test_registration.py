@@ -22,7 +22,8 @@ EXPECTED = {
         'SydneyCaptions', 'SyntheticScenes'
     ],
     METRICS: ['RSRetrievalMetric'],
-    LOOPS: ['RSRetrievalValLoop', 'RSRetrievalTestLoop'],
+    LOOPS: ['RSRetrievalValLoop', 'RSRetrievalTestLoop',
+            'ResumableEpochBasedTrainLoop'],
     MODEL_WRAPPERS: ['CPUFriendlyDDP'],
 }
 

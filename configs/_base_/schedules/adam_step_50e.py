@@ -7,5 +7,6 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='StepLR', by_epoch=True, step_size=20, gamma=0.7),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=50, val_interval=1)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop', max_epochs=50, val_interval=1)
 auto_scale_lr = dict(base_batch_size=100, enable=False)

@@ -17,5 +17,6 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=10,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=1)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop', max_epochs=10, val_interval=1)
 auto_scale_lr = dict(base_batch_size=128, enable=False)
