@@ -15,7 +15,7 @@ import time
 from typing import Dict, List, Tuple
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
@@ -63,6 +63,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir', default=None)
     parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='config overrides applied to every variant, e.g. '
+        'optim_wrapper.paramwise_cfg.custom_keys.image_neck.lr_mult=10')
     return parser.parse_args()
 
 
@@ -93,6 +99,8 @@ def _prepare(args) -> str:
 def _config(args, config: str, options: dict, work_dir: str) -> Config:
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))
     cfg.merge_from_dict(options)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = work_dir
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = args.data_root
