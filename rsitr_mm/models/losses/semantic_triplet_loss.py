@@ -34,6 +34,9 @@ import torch.nn.functional as F
 
 from mmpretrain.registry import MODELS
 
+from .triplet_loss import hinge_triplet_costs
+from .utils import as_id_tensor
+
 _SEMANTICS = ('none', 'label', 'prototype', 'amfmn')
 
 
@@ -262,13 +265,11 @@ class SemanticGuidedTripletLoss(nn.Module):
                 f'be (B, D), got {tuple(image_emb.shape)} and '
                 f'{tuple(text_emb.shape)}.')
         bsz = image_emb.shape[0]
-        if image_ids is None:
-            image_ids = torch.arange(bsz, device=image_emb.device)
-        image_ids = torch.as_tensor(image_ids, device=image_emb.device)
-        if image_ids.numel() != bsz:
-            raise ValueError('SemanticGuidedTripletLoss: image_ids must have '
-                             f'{bsz} elements, got {image_ids.numel()}.')
-        image_ids = image_ids.view(-1)
+        try:
+            image_ids = as_id_tensor(image_ids, bsz, image_emb.device)
+        except ValueError as err:
+            raise ValueError(
+                f'SemanticGuidedTripletLoss: image_ids: {err}') from err
         if labels is not None:
             labels = torch.as_tensor(
                 labels, device=image_emb.device).long().view(-1)
@@ -277,22 +278,19 @@ class SemanticGuidedTripletLoss(nn.Module):
                     'SemanticGuidedTripletLoss: labels must have '
                     f'{bsz} elements, got {labels.numel()}.')
 
-        scores = image_emb @ text_emb.t()
-        diag = scores.diag()
-        margins = self.pair_margins(labels, bsz, scores.device).to(
-            scores.dtype)
-        negative = image_ids[:, None] != image_ids[None, :]
-
-        cost_i2t = (margins + scores - diag[:, None]).clamp_min(0)
-        cost_t2i = (margins + scores - diag[None, :]).clamp_min(0)
-        cost_i2t = cost_i2t.masked_fill(~negative, 0)
-        cost_t2i = cost_t2i.masked_fill(~negative, 0)
+        margins = self.pair_margins(labels, bsz, image_emb.device).to(
+            image_emb.dtype)
+        # the same hinge as TripletRankingLoss, with per-pair margins
+        cost_i2t = hinge_triplet_costs(image_emb, image_ids, text_emb,
+                                       image_ids, 0, margins)
+        cost_t2i = hinge_triplet_costs(text_emb, image_ids, image_emb,
+                                       image_ids, 0, margins.t())
         if self.max_violation:
             i2t = cost_i2t.max(dim=1).values
-            t2i = cost_t2i.max(dim=0).values
+            t2i = cost_t2i.max(dim=1).values
         else:
             i2t = cost_i2t.sum(dim=1)
-            t2i = cost_t2i.sum(dim=0)
+            t2i = cost_t2i.sum(dim=1)
         loss = (i2t + t2i).mean()
 
         if self.use_prototypes and labels is not None:
