@@ -178,18 +178,18 @@ def test_precomp_cli_reports_error_and_keeps_old_output(tmp_path):
 
 
 def test_failure_while_writing_leaves_no_file(tmp_path, monkeypatch):
-    """A crash in the middle of json.dump leaves neither output nor tmp."""
+    """A crash in the middle of the write leaves neither output nor tmp."""
     good = dict(PRECOMP_CASES[0][1])
     good['train_caps.txt'] = [f'c{i}' for i in range(5)]
     folder = _precomp(str(tmp_path), good)
     out_dir = tmp_path / 'out'
     out_dir.mkdir()
 
-    def boom(obj, f, **kwargs):
-        f.write('{"images": [')
+    def boom(fd):
+        # the temporary file already holds the bytes when the disk fills up
         raise OSError('disk full')
 
-    monkeypatch.setattr('rsitr_mm.datasets.precomp.json.dump', boom)
+    monkeypatch.setattr('rsitr_mm.utils.fileio.os.fsync', boom)
     with pytest.raises(OSError, match='disk full'):
         convert_precomp(folder, str(out_dir / 'dataset.json'))
     assert os.listdir(out_dir) == []

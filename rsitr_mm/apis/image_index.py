@@ -26,6 +26,7 @@ from typing import Dict, List, Sequence, Union
 import numpy as np
 import torch.nn as nn
 
+from ..utils.fileio import atomic_write_text
 from .model_loading import (build_image_loader, check_identity,
                             encode_image_tensors, load_images,
                             model_identity, model_pipeline)
@@ -39,17 +40,8 @@ FILES_FILE = 'files.txt'
 EMBEDDINGS_FILE = 'embeddings.npy'
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _atomic_write_json(path: str, obj: dict) -> None:
-    _atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+    atomic_write_text(json.dumps(obj, indent=2, sort_keys=True), path)
 
 
 def _read_lines(path: str) -> List[str]:
@@ -254,9 +246,8 @@ class ImageIndex:
             for name in (FILES_FILE, EMBEDDINGS_FILE):
                 if osp.exists(osp.join(index_dir, name)):
                     os.remove(osp.join(index_dir, name))
-            _atomic_write_text(
-                osp.join(index_dir, CANDIDATES_FILE),
-                ''.join(c + '\n' for c in candidates))
+            atomic_write_text(''.join(c + '\n' for c in candidates),
+                              osp.join(index_dir, CANDIDATES_FILE))
             meta = dict(
                 format_version=FORMAT_VERSION,
                 identity=identity,
@@ -340,8 +331,8 @@ class ImageIndex:
             os.replace(tmp, emb_path)
         else:
             del emb
-        _atomic_write_text(
-            osp.join(index_dir, FILES_FILE), ''.join(f + '\n' for f in files))
+        atomic_write_text(''.join(f + '\n' for f in files),
+                          osp.join(index_dir, FILES_FILE))
         if skipped:
             warnings.warn(
                 f'index {index_dir!r}: {len(skipped)} file(s) skipped: ' +

@@ -24,8 +24,8 @@ Everything is deterministic; results can be cached to an ``.npz`` keyed by a
 hash of the inputs (annotation file contents, split, ``top_k``, lexicon).
 """
 import hashlib
+import io
 import json
-import os
 import os.path as osp
 import warnings
 from collections import Counter
@@ -34,6 +34,8 @@ from typing import (Callable, Dict, Iterable, List, Mapping, Optional,
                     Sequence, Union)
 
 import numpy as np
+
+from ..utils.fileio import atomic_write_bytes
 
 #: The lexicon shipped with the package.
 DEFAULT_LEXICON_FILE = osp.join(
@@ -336,11 +338,9 @@ class ObjectPriors:
 
     def save(self, path: str) -> None:
         """Save to an ``.npz`` file (no pickled objects)."""
-        dirname = osp.dirname(osp.abspath(path))
-        os.makedirs(dirname, exist_ok=True)
-        tmp = path + '.tmp.npz'
+        buf = io.BytesIO()
         np.savez(
-            tmp,
+            buf,
             vocab=np.array(self.vocab, dtype=str),
             filenames=np.array(self.filenames, dtype=str),
             priors=self.priors.astype(np.float32),
@@ -349,7 +349,7 @@ class ObjectPriors:
             sources=self.sources.astype(np.int64),
             key=np.array(self.key),
             version=np.array(PRIORS_FORMAT_VERSION))
-        os.replace(tmp, path)
+        atomic_write_bytes(buf.getvalue(), path)
 
     @classmethod
     def load(cls, path: str) -> 'ObjectPriors':

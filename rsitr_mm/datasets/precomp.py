@@ -14,11 +14,11 @@ Note: in the common UCM/Sydney copies the ``test`` files hold the Karpathy
 *val* split, and the RSICD/RSITMD copies merge train+val into ``train``.
 """
 import json
-import os
 import os.path as osp
 import re
-import tempfile
 from typing import Dict, List, Optional, Tuple
+
+from ..utils.fileio import atomic_write_text
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 SPLITS = ('train', 'val', 'test')
@@ -187,17 +187,5 @@ def convert_precomp(precomp_dir: str,
     """
     data = precomp_to_karpathy(precomp_dir, captions_per_image, dataset,
                                suffix)
-    out_dir = osp.dirname(osp.abspath(out_json))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(out_json) + '.', dir=out_dir)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(data, f, ensure_ascii=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_json)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_text(json.dumps(data, ensure_ascii=False), out_json)
     return data

@@ -7,11 +7,11 @@ is dropped (``"A plane, parked."`` -> ``['a', 'plane', 'parked']``). No nltk
 data package is needed.
 """
 import json
-import os
 import os.path as osp
-import tempfile
 from collections import Counter
 from typing import Dict, Iterable, List, Optional, Sequence
+
+from ..utils.fileio import atomic_write_text
 
 PAD_TOKEN = '<pad>'
 UNK_TOKEN = '<unk>'
@@ -147,12 +147,9 @@ class Vocabulary:
 
     def save(self, path: str) -> None:
         """Write ``{"idx2word": [...]}`` as json (atomically)."""
-        folder = osp.dirname(osp.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump({'idx2word': self.idx2word}, f, ensure_ascii=False)
-        os.replace(tmp, path)
+        atomic_write_text(
+            json.dumps({'idx2word': self.idx2word}, ensure_ascii=False),
+            path)
 
     @classmethod
     def load(cls, path: str) -> 'Vocabulary':

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import rsitr_mm.engine.hooks.atomic_checkpoint as atomic
+import rsitr_mm.utils.fileio as fileio
 from rsitr_mm.engine.hooks import (atomic_save_checkpoint,
                                    patch_atomic_checkpoint)
 
@@ -26,7 +27,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError('killed during rename')
 
-    monkeypatch.setattr(atomic.os, 'replace', crash)
+    monkeypatch.setattr(fileio.os, 'replace', crash)
     with pytest.raises(OSError, match='killed'):
         atomic_save_checkpoint(dict(v=torch.zeros(3)), path)
     # the old checkpoint is intact and no temporary file is left behind

@@ -15,12 +15,11 @@ one. Remote back-ends (``s3://``, ``pavi://``...) keep mmengine's behaviour.
 ``CheckpointHook``); it is idempotent.
 """
 import io
-import os
-import os.path as osp
-import tempfile
 from typing import Optional
 
 import torch
+
+from ...utils.fileio import atomic_write_bytes
 
 _ORIGINAL = None
 
@@ -31,30 +30,6 @@ def _is_local(filename: str, file_client_args, backend_args) -> bool:
     if backend_args and backend_args.get('backend', 'local') != 'local':
         return False
     return '://' not in str(filename)
-
-
-def atomic_write_bytes(data: bytes, filename: str) -> None:
-    """Write ``data`` to ``filename`` through a temporary file + rename.
-
-    Args:
-        data (bytes): the content.
-        filename (str): final local path; its folder is created.
-    """
-    folder = osp.dirname(osp.abspath(filename))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(filename) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, filename)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def atomic_save_checkpoint(checkpoint: dict,
