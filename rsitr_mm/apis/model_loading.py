@@ -101,9 +101,11 @@ def init_retriever(config: Union[str, Config],
     - ``model.cfg``: the (merged) config;
     - ``model.test_pipeline_cfg``: the image test pipeline without
       ``PackInputs`` (see :func:`get_test_pipeline`);
-    - ``model.retrieval_identity``: the dict of :func:`model_identity`
-      (config and checkpoint paths, checkpoint sha256 prefix, cfg_options,
-      embed dim, weights fingerprint, pipeline).
+    - ``model.retrieval_identity``: where the model came from (config and
+      checkpoint paths, cfg_options); :func:`model_identity` completes it
+      (checkpoint sha256 prefix, embed dim, weights fingerprint, pipeline)
+      when an index needs it, so loading a model for other uses hashes
+      nothing.
 
     Args:
         config (str | Config): config file or loaded config.
@@ -142,7 +144,6 @@ def init_retriever(config: Union[str, Config],
     # datasets/pipelines built later from this config resolve in our scope
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
-    checkpoint_sha = None
     if checkpoint is not None:
         checkpoint = osp.abspath(checkpoint)
         if not osp.isfile(checkpoint):
@@ -150,17 +151,17 @@ def init_retriever(config: Union[str, Config],
                 f'checkpoint file {checkpoint!r} does not exist')
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
                         logger='silent')
-        checkpoint_sha = file_sha256(checkpoint)
     model.to(device)
     model.eval()
     model.cfg = cfg
     model.test_pipeline_cfg = get_test_pipeline(cfg)
+    # where the model came from; model_identity() adds the weight
+    # fingerprint and hashes the checkpoint file when an index needs them
     model.retrieval_identity = dict(
         config=config_path,
         checkpoint=checkpoint,
-        checkpoint_sha256=checkpoint_sha,
+        checkpoint_sha256=None,
         cfg_options=_jsonable(cfg_options or {}))
-    model.retrieval_identity.update(model_identity(model))
     return model
 
 
@@ -178,7 +179,11 @@ def model_identity(model: nn.Module) -> Dict[str, object]:
         ``config``/``checkpoint``/``checkpoint_sha256``/``cfg_options`` the
         model was loaded from when it comes from :func:`init_retriever`.
     """
-    info = dict(getattr(model, 'retrieval_identity', None) or {})
+    source = getattr(model, 'retrieval_identity', None)
+    if source and source.get('checkpoint') and \
+            not source.get('checkpoint_sha256'):
+        source['checkpoint_sha256'] = file_sha256(source['checkpoint'])
+    info = dict(source or {})
     info.setdefault('config', None)
     info.setdefault('checkpoint', None)
     info.setdefault('checkpoint_sha256', None)
