@@ -19,8 +19,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests
 
+# `make demo EPOCHS=2` for a quick look (the documented numbers use the
+# config's 8 epochs).
+EPOCHS ?=
 demo: $(STAMP)
-	$(PY) tools/demo.py
+	$(PY) tools/demo.py $(if $(EPOCHS),--epochs $(EPOCHS))
 
 clean-demo:
 	rm -rf work_dirs/demo data/synthetic_demo
