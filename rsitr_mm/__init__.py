@@ -6,7 +6,18 @@ loop and hook into mmpretrain's registries (scope ``mmpretrain``), so a config
 anywhere can use them through
 ``custom_imports=dict(imports=['rsitr_mm'], allow_failed_imports=False)``.
 """
-from .utils.compat import apply_compat_patches
+import warnings
+
+# mmcv-lite has no compiled ops, so importing mmpretrain.models warns that
+# ``MultiScaleDeformableAttention`` is missing; nothing here uses it. Silence
+# exactly that warning (module and message), nothing else.
+warnings.filterwarnings(
+    'ignore',
+    message=r'Fail to import ``MultiScaleDeformableAttention``',
+    category=UserWarning,
+    module=r'mmcv\.cnn\.bricks\.transformer')
+
+from .utils.compat import apply_compat_patches  # noqa: E402
 
 apply_compat_patches()
 
