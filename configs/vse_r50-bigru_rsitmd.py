@@ -1,14 +1,18 @@
 # VSE++ baseline on RSITMD: ResNet-50 (pooled last stage) + BiGRU, hardest-
 # negative triplet loss (margin 0.2), Adam 2e-4 decayed x0.7 / 20 epochs.
-# Train from an ImageNet checkpoint (local path) or from scratch with
-#   --cfg-options model.image_encoder.init_cfg=None
+# Starts from mmpretrain's ImageNet checkpoint (URL below, downloaded and
+# cached by mmengine; pass a local file with
+#   --cfg-options model.image_encoder.init_cfg.checkpoint=PATH), or from
+# scratch with --cfg-options model.image_encoder.init_cfg=None
 _base_ = [
     './_base_/datasets/rsitmd.py',
     './_base_/schedules/adam_step_50e.py',
     './_base_/default_runtime.py',
 ]
 data_root = 'data/rsitmd'
-resnet50_checkpoint = 'checkpoints/resnet50_8xb32_in1k.pth'
+resnet50_checkpoint = (
+    'https://download.openmmlab.com/mmclassification/v0/resnet/re'
+    'snet50_8xb32_in1k_20210831-ea4938fc.pth')
 
 model = dict(
     type='DualEncoderRetriever',

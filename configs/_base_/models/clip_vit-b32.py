@@ -1,9 +1,10 @@
 # Plain CLIP ViT-B/32 dual encoder (the field's strong baseline).
-# `clip_path` is a LOCAL transformers CLIP directory (config.json, weights,
-# tokenizer files). Make one from OpenAI / OpenCLIP / RemoteCLIP / GeoRSCLIP
-# weights with tools/model_converters/clip_to_hf.py, or use a downloaded
-# `openai/clip-vit-base-patch32` folder. Nothing is fetched from a hub.
-clip_path = 'checkpoints/clip-vit-base-patch32'
+# `clip_path` is a Hugging Face hub id (transformers downloads and caches it)
+# or a local transformers CLIP directory (config.json, weights, tokenizer
+# files), e.g. one made from OpenAI / OpenCLIP / RemoteCLIP / GeoRSCLIP
+# weights with tools/model_converters/clip_to_hf.py. Offline machines: see
+# docs/get_started.md.
+clip_path = 'openai/clip-vit-base-patch32'
 
 model = dict(
     type='DualEncoderRetriever',

@@ -4,7 +4,8 @@
 # training captions, and the symmetric contrastive loss. Our reading of the
 # paper: docs/methods/osdpm.md. Dataset configs set the caption file the
 # priors come from.
-clip_path = 'checkpoints/clip-vit-base-patch32'
+# Hub id or local CLIP directory (see _base_/models/clip_vit-b32.py).
+clip_path = 'openai/clip-vit-base-patch32'
 
 model = dict(
     type='DualEncoderRetriever',

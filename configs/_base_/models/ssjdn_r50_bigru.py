@@ -5,11 +5,14 @@
 # see docs/methods/ssjdn.md. Dataset configs set `num_classes` and the
 # caption files the BiGRU vocabulary is built from.
 #
-# ImageNet weights load from a LOCAL file (no download): put mmpretrain's
-# resnet50_8xb32_in1k checkpoint at this path, or override it with
+# ImageNet weights: mmpretrain's published resnet50_8xb32_in1k checkpoint (the
+# URL of mmpretrain's resnet metafile; mmengine downloads and caches it). On a
+# machine without network, download it elsewhere and pass
 #   --cfg-options model.image_encoder.init_cfg.checkpoint=PATH
 # (set model.image_encoder.init_cfg=None to train from scratch).
-resnet50_checkpoint = 'checkpoints/resnet50_8xb32_in1k.pth'
+resnet50_checkpoint = (
+    'https://download.openmmlab.com/mmclassification/v0/resnet/re'
+    'snet50_8xb32_in1k_20210831-ea4938fc.pth')
 
 model = dict(
     type='DualEncoderRetriever',

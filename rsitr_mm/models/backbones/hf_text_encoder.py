@@ -5,7 +5,8 @@ import torch
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ..utils.hf_utils import check_local_dir, load_clip_tower, protect_hf_init
+from ..utils.hf_utils import (hf_from_pretrained, load_clip_tower,
+                              protect_hf_init)
 
 
 def _check_texts(texts, owner: str) -> List[str]:
@@ -20,13 +21,12 @@ def _check_texts(texts, owner: str) -> List[str]:
 
 
 def _load_tokenizer(path: Optional[str], field: str, clip: bool = False):
-    """Load a tokenizer from a local directory: ``CLIPTokenizerFast`` for
-    CLIP (it also reads a bare ``vocab.json`` + ``merges.txt`` pair), else
-    ``AutoTokenizer``."""
+    """Load a tokenizer from a local directory or hub id:
+    ``CLIPTokenizerFast`` for CLIP (it also reads a bare ``vocab.json`` +
+    ``merges.txt`` pair), else ``AutoTokenizer``."""
     from transformers import AutoTokenizer, CLIPTokenizerFast
-    check_local_dir(path, field)
     cls = CLIPTokenizerFast if clip else AutoTokenizer
-    return cls.from_pretrained(path, local_files_only=True)
+    return hf_from_pretrained(cls, path, field, 'clip' if clip else 'bert')
 
 
 class _HFTextBase(BaseModule):
@@ -79,7 +79,8 @@ class CLIPTextEncoder(_HFTextBase):
     final-LayerNormed EOT token (T, width) otherwise.
 
     Args:
-        pretrained (str, optional): Local ``transformers`` CLIP directory.
+        pretrained (str, optional): Local ``transformers`` CLIP directory or
+            a hub id (``openai/clip-vit-base-patch32``).
         config (dict, optional): ``CLIPConfig`` dict (with ``text_config``)
             or ``CLIPTextConfig`` fields for random initialisation. Give
             exactly one of ``pretrained`` / ``config``.
@@ -109,7 +110,8 @@ class CLIPTextEncoder(_HFTextBase):
                              '`tokenizer` (a local tokenizer directory).')
         self.tokenizer = _load_tokenizer(
             tok_dir,
-            'tokenizer' if tokenizer is not None else 'pretrained',
+            'model.text_encoder.tokenizer'
+            if tokenizer is not None else 'model.text_encoder.pretrained',
             clip=True)
         tcfg = self.model.config
         if not 0 < max_length <= tcfg.max_position_embeddings:
@@ -187,9 +189,9 @@ class HFTextEncoder(_HFTextBase):
             self.model = AutoModel.from_config(
                 AutoConfig.for_model(model_type, **config))
         else:
-            check_local_dir(pretrained, 'pretrained')
-            self.model = AutoModel.from_pretrained(
-                pretrained, local_files_only=True)
+            self.model = hf_from_pretrained(
+                AutoModel, pretrained, 'model.text_encoder.pretrained',
+                'bert')
         if pooling != 'pooler' and getattr(self.model, 'pooler',
                                            None) is not None:
             # An unused pooler would break DDP without
@@ -199,7 +201,9 @@ class HFTextEncoder(_HFTextBase):
         if tok_dir is None:
             raise ValueError('HFTextEncoder built from `config` needs '
                              '`tokenizer` (a local tokenizer directory).')
-        self.tokenizer = _load_tokenizer(tok_dir, 'tokenizer')
+        self.tokenizer = _load_tokenizer(
+            tok_dir, 'model.text_encoder.tokenizer'
+            if tokenizer is not None else 'model.text_encoder.pretrained')
         self.pooling = pooling
         self.max_length = max_length
         self.out_channels = self.model.config.hidden_size

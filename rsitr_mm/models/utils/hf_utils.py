@@ -1,32 +1,128 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
-"""Offline loading helpers for ``transformers`` models wrapped by our
-backbones (local directories only, never the hub)."""
-import json
+"""Loading helpers for ``transformers`` models wrapped by our backbones.
+
+``pretrained`` is a local directory written by ``save_pretrained`` (or by
+``tools/model_converters/clip_to_hf.py``) or a Hugging Face hub id such as
+``openai/clip-vit-base-patch32``, which transformers downloads and caches.
+When the id cannot be loaded (no network, ``HF_HUB_OFFLINE=1`` with an empty
+cache, a typo), one error names the config key, the id and the ways to
+provide the files.
+"""
+import os
 import os.path as osp
-from typing import Optional
+import re
+from typing import Any, Optional
 
 import torch.nn as nn
 
 
-def check_local_dir(path: str, what: str) -> str:
-    """Raise a clear error unless ``path`` is a local directory.
+# A hub id is ``name`` or ``owner/name`` of letters, digits, ``-_.``.
+_HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$')
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` can be a Hugging Face hub id (and is not an existing
+    local path)."""
+    return (isinstance(name, str) and not osp.exists(name)
+            and not name.startswith(('.', '/', '~'))
+            and bool(_HUB_ID.match(name)))
+
+
+def how_to_provide(name: str, what: str, family: str = 'clip') -> str:
+    """The two ways to provide the files of ``name`` for config key ``what``.
 
     Args:
-        path (str): The directory given in a config.
-        what (str): The config field, used in the error message.
+        name (str): The hub id or directory given in the config.
+        what (str): The config key.
+        family (str): ``'clip'`` (our converter applies) or any other model
+            family (``'bert'``...).
     """
-    if not isinstance(path, str) or not osp.isdir(path):
+    if is_hub_id(name):
+        hub_id, local = name, 'checkpoints/' + osp.basename(name)
+    else:  # a missing folder: say how to fill it
+        hub_id = ('openai/clip-vit-base-patch32'
+                  if family == 'clip' else 'bert-base-uncased')
+        local = str(name).rstrip('/') or 'checkpoints/model'
+    ways = [
+        f'(1) on a machine with internet: `huggingface-cli download {hub_id} '
+        f'--local-dir {local}` (or any `save_pretrained` folder), then set '
+        f'{what}={local}'
+    ]
+    if family == 'clip':
+        ways.append(
+            '(2) from OpenAI / OpenCLIP / RemoteCLIP / GeoRSCLIP weights: '
+            f'`python tools/model_converters/clip_to_hf.py CKPT {local}`, '
+            f'then set {what}={local}')
+    else:
+        ways.append('(2) drop the `HF_HUB_OFFLINE=1` / `TRANSFORMERS_OFFLINE'
+                    '=1` setting on a machine with internet so transformers '
+                    'downloads and caches it')
+    return '; '.join(ways) + '.'
+
+
+def check_local_dir(path: str, what: str, family: str = 'clip') -> str:
+    """Return ``path`` if it is a local directory or a hub id, else raise one
+    clear error.
+
+    Args:
+        path (str): The directory or hub id given in a config.
+        what (str): The config key, used in the error message.
+        family (str): Model family, for the advice in the message.
+    """
+    if isinstance(path, str) and (osp.isdir(path) or is_hub_id(path)):
+        return path
+    raise FileNotFoundError(
+        f'{what}={path!r} is not an existing local directory (nor a Hugging '
+        f'Face hub id). Provide it: {how_to_provide(path, what, family)}')
+
+
+def hf_from_pretrained(cls: Any, name: str, what: str, family: str = 'clip',
+                       **kwargs) -> Any:
+    """``cls.from_pretrained(name, **kwargs)`` with one clear error.
+
+    A local directory is read with ``local_files_only=True``; a hub id is
+    left to transformers (download and cache, or its offline cache under
+    ``HF_HUB_OFFLINE=1``).
+
+    Args:
+        cls: A transformers class with ``from_pretrained``.
+        name (str): Local directory or hub id.
+        what (str): The config key, for the error message.
+        family (str): Model family, for the advice in the message.
+        **kwargs: Passed to ``from_pretrained``.
+
+    Raises:
+        FileNotFoundError: The files could not be found or downloaded.
+    """
+    return hf_call(cls.from_pretrained, name, what, family, **kwargs)
+
+
+def hf_call(fn: Any, name: str, what: str, family: str = 'clip',
+            **kwargs) -> Any:
+    """Call ``fn(name, **kwargs)`` (a transformers loader) with the error
+    handling of :func:`hf_from_pretrained`."""
+    check_local_dir(name, what, family)
+    if osp.isdir(name):
+        kwargs.setdefault('local_files_only', True)
+    try:
+        return fn(name, **kwargs)
+    except OSError as err:  # transformers' "not found / offline" errors
+        offline = (os.environ.get('HF_HUB_OFFLINE', '0') not in ('', '0')
+                   or os.environ.get('TRANSFORMERS_OFFLINE', '0')
+                   not in ('', '0'))
+        reason = ('the machine is offline (HF_HUB_OFFLINE / '
+                  'TRANSFORMERS_OFFLINE is set) and the id is not in the '
+                  'local cache' if offline and not osp.isdir(name) else
+                  str(err).splitlines()[0])
         raise FileNotFoundError(
-            f'{what}={path!r} must be a local directory written by '
-            '`save_pretrained` or `tools/model_converters/clip_to_hf.py`; '
-            'hub names are not downloaded.')
-    return path
+            f'{what}={name!r} could not be loaded: {reason}. Provide it: '
+            f'{how_to_provide(name, what, family)}') from None
 
 
 def load_clip_tower(tower: str,
                     pretrained: Optional[str] = None,
                     config: Optional[dict] = None,
-                    field: str = 'pretrained') -> nn.Module:
+                    field: Optional[str] = None) -> nn.Module:
     """Build a CLIP tower with its projection (vision or text).
 
     The weights come from a local CLIP directory (a full ``CLIPModel`` or a
@@ -35,11 +131,13 @@ def load_clip_tower(tower: str,
 
     Args:
         tower (str): ``'vision'`` or ``'text'``.
-        pretrained (str, optional): Local directory.
+        pretrained (str, optional): Local directory or hub id.
         config (dict, optional): Either a full ``CLIPConfig`` dict (with
             ``vision_config`` / ``text_config``) or the tower's own config
             dict (``CLIPVisionConfig`` / ``CLIPTextConfig`` fields).
-        field (str): Config field name for error messages.
+        field (str, optional): Config key for error messages; defaults to
+            ``model.image_encoder.pretrained`` / ``model.text_encoder.
+            pretrained``.
 
     Returns:
         nn.Module: The tower with its projection (``visual_projection`` or
@@ -50,6 +148,9 @@ def load_clip_tower(tower: str,
                               CLIPTextModelWithProjection, CLIPVisionConfig,
                               CLIPVisionModelWithProjection)
     assert tower in ('vision', 'text')
+    if field is None:
+        field = ('model.image_encoder.pretrained'
+                 if tower == 'vision' else 'model.text_encoder.pretrained')
     model_cls = (
         CLIPVisionModelWithProjection
         if tower == 'vision' else CLIPTextModelWithProjection)
@@ -68,26 +169,24 @@ def load_clip_tower(tower: str,
             sub = cfg_cls(**config)
         return model_cls(sub)
 
-    check_local_dir(pretrained, field)
-    cfg_file = osp.join(pretrained, 'config.json')
-    if not osp.isfile(cfg_file):
-        raise FileNotFoundError(f'{field}={pretrained!r} has no config.json.')
-    with open(cfg_file, encoding='utf-8') as f:
-        model_type = json.load(f).get('model_type')
-    if model_type == 'clip':
-        full = CLIPConfig.from_pretrained(pretrained, local_files_only=True)
+    config_dict, _ = hf_call(transformers.PretrainedConfig.get_config_dict,
+                             pretrained, field, 'clip')
+    if config_dict.get('model_type') == 'clip':
+        full = hf_from_pretrained(CLIPConfig, pretrained, field, 'clip')
         sub = getattr(full, f'{tower}_config')
         sub.projection_dim = full.projection_dim
     else:
-        sub = cfg_cls.from_pretrained(pretrained, local_files_only=True)
+        sub = hf_from_pretrained(cfg_cls, pretrained, field, 'clip')
     # The other tower's weights and logit_scale are expected to be unused.
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
-        model, info = model_cls.from_pretrained(
+        model, info = hf_from_pretrained(
+            model_cls,
             pretrained,
+            field,
+            'clip',
             config=sub,
-            local_files_only=True,
             output_loading_info=True)
     finally:
         transformers.logging.set_verbosity(verbosity)
