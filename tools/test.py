@@ -15,10 +15,12 @@ from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from rsitr_mm.engine.data_root import merge_cfg_options
 from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
                                     finish_cpu_distributed,
                                     format_retrieval_table,
                                     set_dataloader_defaults, setup_launcher)
+from rsitr_mm.engine.preflight import run_preflight
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,8 +64,8 @@ def main() -> None:
                 'param_scheduler', 'val_dataloader', 'val_cfg',
                 'val_evaluator'):
         cfg[key] = None
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)  # data_root=DIR moves a dataset
+    run_preflight(cfg, ('test', ), args.config)  # one checklist, exit 2
     set_dataloader_defaults(cfg)
     setup_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \

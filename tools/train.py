@@ -7,9 +7,11 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from rsitr_mm.engine.data_root import merge_cfg_options
 from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
                                     finish_cpu_distributed,
                                     set_dataloader_defaults, setup_launcher)
+from rsitr_mm.engine.preflight import run_preflight
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,8 +73,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.load_from = args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)  # data_root=DIR moves a dataset
     set_dataloader_defaults(cfg, not args.no_pin_memory,
                             not args.no_persistent_workers)
     setup_launcher(cfg, args.launcher)
@@ -82,6 +83,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    run_preflight(cfg, ('train', ), args.config)  # one checklist, exit 2
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()
