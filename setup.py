@@ -39,8 +39,8 @@ setup(
         'open_clip_torch',
     ],
     extras_require={
-        'tests': ['pytest', 'open_clip_torch', 'matplotlib'],
-        'vis': ['matplotlib'],
+        'tests': ['pytest', 'open_clip_torch', 'matplotlib', 'scikit-learn'],
+        'vis': ['matplotlib', 'scikit-learn'],
     },
     zip_safe=False,
 )

@@ -4,15 +4,15 @@
 Usage::
 
     python tools/visualize_embeddings.py CONFIG CHECKPOINT --out OUT.png \
-        [--split test] [--max-images 500] [--method auto|sklearn|tsne|pca] \
+        [--split test] [--max-images 500] [--method auto|tsne|pca] \
         [--ann-file ANN.json] [--top-k 50] [--device cpu]
 
 Images of ``{split}_dataloader`` are encoded with ``model.extract_feat``;
 each is coloured by the dominant noun of its object prior: in the vocabulary
 of the model's ``ObjectSemanticClusterHead`` when it has one (else the
 ``--top-k`` nouns of the training split), counted in the captions of the
-shown split. ``--method auto`` uses scikit-learn's t-SNE when installed and
-otherwise the numpy t-SNE of ``rsitr_mm.visualization.embeddings``. The tool
+shown split. ``--method auto`` (= ``tsne``) uses scikit-learn's t-SNE, ``pca`` a
+deterministic linear projection. The tool
 also prints the 10-nearest-neighbour agreement of the dominant objects (the
 share of an image's neighbours in embedding space with the same dominant
 object), a number for comparing checkpoints.
@@ -45,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         choices=['train', 'val', 'test'])
     parser.add_argument('--max-images', type=int, default=500)
     parser.add_argument('--method', default='auto',
-                        choices=['auto', 'sklearn', 'tsne', 'pca'])
+                        choices=['auto', 'tsne', 'pca'])
     parser.add_argument('--perplexity', type=float, default=30.0)
     parser.add_argument(
         '--ann-file', help='caption json (default: the dataset\'s)')

@@ -1,10 +1,9 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """2-D maps of embeddings (t-SNE / PCA) and their scatter plots.
 
-``reduce_to_2d(method='auto')`` uses scikit-learn's t-SNE when scikit-learn
-is installed and otherwise the small exact t-SNE written here in numpy
-(O(N^2) memory and time per iteration, fine for a few thousand points).
-``method='pca'`` gives a deterministic linear projection.
+``reduce_to_2d(method='auto')`` uses scikit-learn's t-SNE (as mmpretrain's
+``tools/visualization/vis_tsne.py`` does); ``method='pca'`` gives a
+deterministic linear projection.
 """
 import os
 import os.path as osp
@@ -44,88 +43,28 @@ def pca_2d(feats: ArrayLike) -> np.ndarray:
     return x @ (comps * signs[:, None]).T
 
 
-def _conditional_probs(dist2: np.ndarray, perplexity: float,
-                       tol: float = 1e-5, max_iter: int = 60) -> np.ndarray:
-    """Row-wise Gaussian affinities matching a target perplexity."""
-    n = dist2.shape[0]
-    target = np.log(perplexity)
-    P = np.zeros((n, n))
-    for i in range(n):
-        d = np.delete(dist2[i], i)
-        beta, lo, hi = 1.0, 0.0, np.inf
-        for _ in range(max_iter):
-            p = np.exp(-(d - d.min()) * beta)
-            s = p.sum()
-            entropy = np.log(s) + beta * (d - d.min()) @ p / s
-            diff = entropy - target
-            if abs(diff) < tol:
-                break
-            if diff > 0:  # too flat -> sharpen
-                lo = beta
-                beta = beta * 2 if hi == np.inf else (beta + hi) / 2
-            else:
-                hi = beta
-                beta = (beta + lo) / 2
-        P[i, np.arange(n) != i] = p / s
-    return P
-
-
 def tsne_2d(feats: ArrayLike,
             perplexity: float = 30.0,
-            n_iter: int = 500,
-            learning_rate: float = 200.0,
             seed: int = 0) -> np.ndarray:
-    """Exact t-SNE to 2-D in numpy (van der Maaten & Hinton, 2008).
-
-    Standard recipe: perplexity-calibrated Gaussian affinities, Student-t
-    similarities in 2-D, early exaggeration (x12 for the first 100
-    iterations), momentum 0.5 then 0.8, adaptive gains. Initialised from the
-    PCA projection (scaled to std 1e-4) plus ``seed``-controlled jitter, so
-    it is deterministic for a given seed.
+    """t-SNE to 2-D with scikit-learn (as mmpretrain's ``vis_tsne.py``).
 
     Args:
         feats: (N, D) features.
-        perplexity (float): Target perplexity; clipped to ``(N - 1) / 3``.
-        n_iter (int): Gradient steps. Defaults to 500.
-        learning_rate (float): Step size. Defaults to 200.
-        seed (int): Seed of the initial jitter. Defaults to 0.
+        perplexity (float): Target perplexity; clipped to ``(N - 1) / 3``
+            (scikit-learn needs it below N).
+        seed (int): ``random_state``. Defaults to 0.
 
     Returns:
-        np.ndarray: (N, 2) embedding.
+        np.ndarray: (N, 2) embedding (PCA for fewer than 4 points).
     """
+    from sklearn.manifold import TSNE
     x = _to_numpy(feats)
-    n = x.shape[0]
-    if n < 4:
+    if len(x) < 4:
         return pca_2d(x)
-    perplexity = float(min(perplexity, max((n - 1) / 3.0, 1.0)))
-    sq = (x * x).sum(axis=1)
-    dist2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
-    P = _conditional_probs(dist2, perplexity)
-    P = (P + P.T) / (2 * n)
-    P = np.maximum(P, 1e-12)
-
-    rng = np.random.default_rng(seed)
-    y = pca_2d(x)
-    y = y / max(y[:, 0].std(), 1e-12) * 1e-4
-    y = y + rng.normal(scale=1e-5, size=y.shape)
-    update = np.zeros_like(y)
-    gains = np.ones_like(y)
-    for it in range(n_iter):
-        exag = 12.0 if it < 100 else 1.0
-        momentum = 0.5 if it < 250 else 0.8
-        sy = (y * y).sum(axis=1)
-        num = 1.0 / (1.0 + np.maximum(
-            sy[:, None] + sy[None, :] - 2 * y @ y.T, 0.0))
-        np.fill_diagonal(num, 0.0)
-        Q = np.maximum(num / num.sum(), 1e-12)
-        W = (exag * P - Q) * num
-        grad = 4.0 * (np.diag(W.sum(axis=1)) - W) @ y
-        same = np.sign(grad) == np.sign(update)
-        gains = np.where(same, gains * 0.8, gains + 0.2).clip(min=0.01)
-        update = momentum * update - learning_rate * gains * grad
-        y = y + update
-        y = y - y.mean(axis=0, keepdims=True)
-    return y
+    perp = float(min(perplexity, max((len(x) - 1) / 3.0, 1.0)))
+    return TSNE(
+        n_components=2, perplexity=perp, init='pca',
+        random_state=seed).fit_transform(x)
 
 
 def reduce_to_2d(feats: ArrayLike,
@@ -136,8 +75,8 @@ def reduce_to_2d(feats: ArrayLike,
 
     Args:
         feats: (N, D) features.
-        method (str): ``'auto'`` (scikit-learn t-SNE if installed, else the
-            numpy t-SNE), ``'sklearn'``, ``'tsne'`` (numpy) or ``'pca'``.
+        method (str): ``'auto'`` or ``'tsne'`` (scikit-learn's t-SNE) or
+            ``'pca'``.
         perplexity (float): t-SNE perplexity. Defaults to 30.
         seed (int): Random seed. Defaults to 0.
 
@@ -145,24 +84,12 @@ def reduce_to_2d(feats: ArrayLike,
         tuple: (N, 2) points and the name of the method used.
     """
     x = _to_numpy(feats)
-    if method not in ('auto', 'sklearn', 'tsne', 'pca'):
-        raise ValueError("reduce_to_2d: method must be 'auto', 'sklearn', "
-                         f"'tsne' or 'pca', got {method!r}.")
+    if method not in ('auto', 'tsne', 'pca'):
+        raise ValueError("reduce_to_2d: method must be 'auto', 'tsne' or "
+                         f"'pca', got {method!r}.")
     if method == 'pca':
         return pca_2d(x), 'pca'
-    if method in ('auto', 'sklearn'):
-        try:
-            from sklearn.manifold import TSNE
-        except ImportError:
-            if method == 'sklearn':
-                raise
-        else:
-            perp = float(min(perplexity, max((len(x) - 1) / 3.0, 1.0)))
-            pts = TSNE(
-                n_components=2, perplexity=perp, init='pca',
-                random_state=seed).fit_transform(x)
-            return pts, 'sklearn-tsne'
-    return tsne_2d(x, perplexity=perplexity, seed=seed), 'numpy-tsne'
+    return tsne_2d(x, perplexity=perplexity, seed=seed), 'tsne'
 
 
 def draw_embedding_scatter(points: ArrayLike,
