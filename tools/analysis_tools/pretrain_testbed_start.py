@@ -70,9 +70,9 @@ def _load_domain(ann_file: str):
 
 
 def pretrain(data_dir: str,
-             steps: int = 200,
-             batch_size: int = 64,
-             lr: float = 5e-4,
+             steps: int = 300,
+             batch_size: int = 32,
+             lr: float = 2e-4,
              seed: int = 0,
              force: bool = False,
              log_every: int = 50) -> str:
@@ -80,9 +80,9 @@ def pretrain(data_dir: str,
 
     Args:
         data_dir (str): A testbed cache folder (with ``pretrain/``).
-        steps (int): Optimisation steps. Defaults to 200.
+        steps (int): Optimisation steps. Defaults to 300.
         batch_size (int): Image-caption pairs per step (one random caption
-            per image). Defaults to 64.
+            per image). Defaults to 32.
         lr (float): Peak AdamW learning rate (warm-up, cosine decay).
         seed (int): Seed of the initial weights and the batches.
         force (bool): Retrain even if a complete folder exists.
@@ -128,7 +128,7 @@ def pretrain(data_dir: str,
     model = CLIPModel(tiny_clip_config(**CLIP_ARCH))
     model.train()
     opt = torch.optim.AdamW(
-        model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98))
+        model.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.98))
     warm = max(1, steps // 20)
 
     def lr_at(step):
@@ -190,9 +190,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--data-root', default='data/testbed',
         help='parent folder of the testbed caches (generated if missing)')
     parser.add_argument('--data-seed', type=int, default=0)
-    parser.add_argument('--steps', type=int, default=200)
-    parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--lr', type=float, default=5e-4)
+    parser.add_argument('--steps', type=int, default=300)
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--lr', type=float, default=2e-4)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--force', action='store_true')
     parser.add_argument('--log-every', type=int, default=50)

@@ -321,8 +321,6 @@ def build_config(config: str, target: str, clip_dir: str, seed: int,
             head.ann_file = ann
     if epochs is not None:
         cfg.train_cfg.max_epochs = epochs
-        cfg.train_cfg.val_interval = epochs
-        cfg.default_hooks.checkpoint.interval = epochs
         cfg.param_scheduler = [
             dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
                  end=1, convert_to_iter_based=True)
@@ -331,8 +329,15 @@ def build_config(config: str, target: str, clip_dir: str, seed: int,
             cfg.param_scheduler.append(
                 dict(type='CosineAnnealingLR', by_epoch=True, begin=1,
                      end=epochs, convert_to_iter_based=True))
-    # no validation during the short fine-tunes: the last epoch is scored
-    cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1
+    # no validation during the short fine-tunes (the last epoch is scored,
+    # nothing is picked on val or test) and one checkpoint: the last
+    cfg.val_cfg = None
+    cfg.val_dataloader = None
+    cfg.val_evaluator = None
+    cfg.train_cfg.pop('val_interval', None)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=cfg.train_cfg.max_epochs,
+        max_keep_ckpts=1)
     cfg.randomness = dict(seed=seed, deterministic=False)
     set_dataloader_defaults(cfg)
     return cfg
@@ -483,7 +488,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/testbed_ablation')
     parser.add_argument('--data-root', default='data/testbed')
     parser.add_argument('--data-seed', type=int, default=0)
-    parser.add_argument('--pretrain-steps', type=int, default=200)
+    parser.add_argument('--pretrain-steps', type=int, default=300)
     parser.add_argument('--variants', nargs='+', default=None,
                         help='subset of variant keys (the full model is '
                         'always run: it is the reference)')
