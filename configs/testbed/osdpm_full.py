@@ -13,7 +13,7 @@ _base_ = [
 data_root = 'data/testbed/target'
 clip_path = 'data/testbed/clip_start'
 width = 128
-max_epochs = 2
+max_epochs = 1
 
 model = dict(
     image_encoder=dict(pretrained=clip_path),
@@ -36,11 +36,15 @@ model = dict(
 # the pretrained start is small and fresh: a larger base lr than the
 # 5e-6 used for real CLIP weights; lr_mult 20 for neck/heads is kept
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
+# one epoch = 1500 images x 5 captions / batch 64 = 117 iterations:
+# 10% linear warm-up, then cosine decay (run_ablation.py --epochs N rescales)
+iters_per_epoch = 117
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=max_epochs,
-         convert_to_iter_based=True),
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+         end=iters_per_epoch * max_epochs // 10),
+    dict(type='CosineAnnealingLR', by_epoch=False,
+         begin=iters_per_epoch * max_epochs // 10,
+         end=iters_per_epoch * max_epochs),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='RSRetrievalValLoop')

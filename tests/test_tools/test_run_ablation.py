@@ -98,3 +98,61 @@ def test_switch_off_is_optional(ra):
     assert fn is None or callable(fn)
     assert set(ra.SWITCH_OFFS['osdpm']) == {'dapn', 'osfcm'}
     assert set(ra.SWITCH_OFFS['ssjdn']) == {'bsd_clues', 'suppression'}
+
+
+@pytest.fixture(scope='module')
+def tiny_assets(tmp_path_factory):
+    from rsitr_mm.datasets.synthetic import generate_testbed
+    from rsitr_mm.models.utils import make_tiny_clip_dir
+    root = tmp_path_factory.mktemp('testbed')
+    data = generate_testbed(str(root), image_size=64,
+                            target_split=(8, 2, 4), pretrain_images=2)
+    clip = make_tiny_clip_dir(str(root / 'clip'), layers=4)
+    return osp.join(data, 'target'), clip
+
+
+@pytest.mark.parametrize('method', ['osdpm', 'ssjdn'])
+def test_every_variant_config_builds_and_steps(ra, tiny_assets, method,
+                                               tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    from mmpretrain.structures import DataSample
+
+    import rsitr_mm  # noqa: F401
+    target, clip = tiny_assets
+    for key, _, config in ra.VARIANTS[method]:
+        cfg = ra.build_config(config, target, clip, seed=0, epochs=2,
+                              work_dir=str(tmp_path / key))
+        assert cfg.train_cfg.max_epochs == 2 and cfg.val_cfg is None
+        assert cfg.param_scheduler[-1]['end'] == 2 * cfg.iters_per_epoch
+        assert cfg.model.image_encoder.pretrained == clip
+        m = cfg.model.to_dict()
+        # the tiny CLIP is 32 wide (the testbed start is 128 wide)
+        m['embed_dim'] = 32
+        if m.get('image_neck'):
+            neck = m['image_neck']
+            neck['in_channels'] = ([32] * 3 if isinstance(
+                neck['in_channels'], list) else 32)
+            neck.update({k: 32 for k in ('embed_dim', 'out_channels')
+                         if k in neck})
+        if m.get('image_in_channels'):
+            m['image_in_channels'] = 32
+        for head in m.get('heads') or []:
+            head.update({k: 32 for k in ('in_channels', 'embed_dim')
+                         if k in head})
+            if 'semantic_dim' in head:
+                head['semantic_dim'] = 8
+        init_default_scope('mmpretrain')
+        model = MODELS.build(m)
+        samples = []
+        for i in range(4):
+            s = DataSample().set_gt_label(i % 2)
+            s.set_field(f'two red ships left of a road {i}', 'text')
+            s.set_field(i, 'image_id')
+            samples.append(s)
+        data = model.data_preprocessor(
+            dict(inputs=torch.randint(0, 255, (4, 3, 32, 32),
+                                      dtype=torch.uint8),
+                 data_samples=samples), True)
+        losses = model(**data, mode='loss')
+        assert torch.isfinite(sum(losses.values())), key

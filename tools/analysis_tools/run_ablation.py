@@ -321,14 +321,14 @@ def build_config(config: str, target: str, clip_dir: str, seed: int,
             head.ann_file = ann
     if epochs is not None:
         cfg.train_cfg.max_epochs = epochs
-        cfg.param_scheduler = [
-            dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
-                 end=1, convert_to_iter_based=True)
-        ]
-        if epochs > 1:
-            cfg.param_scheduler.append(
-                dict(type='CosineAnnealingLR', by_epoch=True, begin=1,
-                     end=epochs, convert_to_iter_based=True))
+    total = cfg.iters_per_epoch * cfg.train_cfg.max_epochs
+    warm = max(1, total // 10)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+             end=warm),
+        dict(type='CosineAnnealingLR', by_epoch=False, begin=warm,
+             end=total),
+    ]
     # no validation during the short fine-tunes (the last epoch is scored,
     # nothing is picked on val or test) and one checkpoint: the last
     cfg.val_cfg = None
