@@ -70,7 +70,7 @@ def _load_domain(ann_file: str):
 
 
 def pretrain(data_dir: str,
-             steps: int = 300,
+             steps: int = 600,
              batch_size: int = 32,
              lr: float = 2e-4,
              seed: int = 0,
@@ -80,7 +80,7 @@ def pretrain(data_dir: str,
 
     Args:
         data_dir (str): A testbed cache folder (with ``pretrain/``).
-        steps (int): Optimisation steps. Defaults to 300.
+        steps (int): Optimisation steps. Defaults to 600.
         batch_size (int): Image-caption pairs per step (one random caption
             per image). Defaults to 32.
         lr (float): Peak AdamW learning rate (warm-up, cosine decay).
@@ -190,7 +190,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--data-root', default='data/testbed',
         help='parent folder of the testbed caches (generated if missing)')
     parser.add_argument('--data-seed', type=int, default=0)
-    parser.add_argument('--steps', type=int, default=300)
+    parser.add_argument('--steps', type=int, default=600)
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--lr', type=float, default=2e-4)
     parser.add_argument('--seed', type=int, default=0)

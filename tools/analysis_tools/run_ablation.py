@@ -290,9 +290,14 @@ def _link(target: str, link: str) -> None:
 def prepare(args) -> Tuple[str, str]:
     """Generate (or reuse) the testbed and the pretrained start."""
     from rsitr_mm.datasets.synthetic import generate_testbed
+    overrides = dict(seed=args.data_seed)
+    if args.testbed_split:
+        overrides['target_split'] = tuple(args.testbed_split)
+    if args.pretrain_images:
+        overrides['pretrain_images'] = args.pretrain_images
     data_dir = generate_testbed(
         args.data_root, num_workers=min(8, os.cpu_count() or 1),
-        seed=args.data_seed)
+        **overrides)
     pre = _load_sibling('pretrain_testbed_start')
     clip_dir = pre.pretrain(data_dir, steps=args.pretrain_steps)
     _link(osp.join(data_dir, 'target'), osp.join(args.data_root, 'target'))
@@ -321,6 +326,12 @@ def build_config(config: str, target: str, clip_dir: str, seed: int,
             head.ann_file = ann
     if epochs is not None:
         cfg.train_cfg.max_epochs = epochs
+    # iterations per epoch of THIS data (the configs assume 1,500 images)
+    with open(ann, encoding='utf-8') as f:
+        n_caps = sum(
+            len(im['sentences']) for im in json.load(f)['images']
+            if im['split'] == 'train')
+    cfg.iters_per_epoch = max(1, n_caps // cfg.train_dataloader.batch_size)
     total = cfg.iters_per_epoch * cfg.train_cfg.max_epochs
     warm = max(1, total // 10)
     cfg.param_scheduler = [
@@ -488,7 +499,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/testbed_ablation')
     parser.add_argument('--data-root', default='data/testbed')
     parser.add_argument('--data-seed', type=int, default=0)
-    parser.add_argument('--pretrain-steps', type=int, default=300)
+    parser.add_argument('--pretrain-steps', type=int, default=600)
+    parser.add_argument(
+        '--testbed-split', type=int, nargs=3, default=None,
+        metavar=('TRAIN', 'VAL', 'TEST'),
+        help='target-domain image counts (default 1500 300 1000)')
+    parser.add_argument('--pretrain-images', type=int, default=None,
+                        help='pretraining-domain images (default 5000)')
     parser.add_argument('--variants', nargs='+', default=None,
                         help='subset of variant keys (the full model is '
                         'always run: it is the reference)')
