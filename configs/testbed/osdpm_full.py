@@ -20,6 +20,9 @@ model = dict(
     image_neck=dict(in_channels=width, embed_dim=width),
     text_encoder=dict(pretrained=clip_path, max_length=32),
     embed_dim=width,
+    # the small start was pretrained from CLIP's initial scale (1/0.07), not
+    # the 1/0.01 of trained CLIP; learnable as in the shipped config
+    temperature=0.07,
     heads=[
         dict(
             type='ObjectSemanticClusterHead',

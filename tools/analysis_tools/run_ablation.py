@@ -336,10 +336,12 @@ def build_config(config: str, target: str, clip_dir: str, seed: int,
     warm = max(1, total // 10)
     cfg.param_scheduler = [
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-             end=warm),
-        dict(type='CosineAnnealingLR', by_epoch=False, begin=warm,
-             end=total),
+             end=warm)
     ]
+    if total > warm:
+        cfg.param_scheduler.append(
+            dict(type='CosineAnnealingLR', by_epoch=False, begin=warm,
+                 end=total))
     # no validation during the short fine-tunes (the last epoch is scored,
     # nothing is picked on val or test) and one checkpoint: the last
     cfg.val_cfg = None
@@ -383,6 +385,7 @@ def run_one(config: str, target: str, clip_dir: str, seed: int,
         result['train_seconds'] = round(time.time() - start, 1)
     loader = runner.build_dataloader(cfg.test_dataloader, seed=seed)
     model = runner.model
+    model = model.module if hasattr(model, 'module') else model
     todo = [('base', None)] + [(f'off_{n}', n) for n in switch_offs]
     for key, name in todo:
         if key in result['scores'] or (name is not None
