@@ -371,7 +371,8 @@ def run_one(config: str, target: str, clip_dir: str, seed: int,
     if osp.isfile(result_file) and osp.isfile(ckpt):
         with open(result_file, encoding='utf-8') as f:
             result = json.load(f)
-        have = set(result.get('scores', {}))
+        # a switch-off that raised is not retried (delete result.json to)
+        have = set(result.get('scores', {})) | set(result.get('failed', []))
         if wanted <= have or (switch_off is None and 'base' in have):
             return result
     else:
@@ -388,8 +389,8 @@ def run_one(config: str, target: str, clip_dir: str, seed: int,
     model = model.module if hasattr(model, 'module') else model
     todo = [('base', None)] + [(f'off_{n}', n) for n in switch_offs]
     for key, name in todo:
-        if key in result['scores'] or (name is not None
-                                       and switch_off is None):
+        if key in result['scores'] or key in result.get('failed', []) or (
+                name is not None and switch_off is None):
             continue
         start = time.time()
         try:
@@ -402,6 +403,7 @@ def run_one(config: str, target: str, clip_dir: str, seed: int,
                 TypeError) as err:
             result.setdefault('notes', []).append(
                 f'switch-off {name!r} failed: {err!r}')
+            result.setdefault('failed', []).append(key)
             continue
         np.savez_compressed(
             osp.join(run_dir, f'ranks_{key}.npz'), i2t=i2t, t2i=t2i)
