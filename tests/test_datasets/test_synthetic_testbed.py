@@ -12,9 +12,8 @@ from rsitr_mm.datasets.synthetic import testbed as tb
 from rsitr_mm.datasets.synthetic.scene import (BACKGROUNDS, COLOURS,
                                                OBJECT_KINDS)
 from rsitr_mm.datasets.synthetic.testbed_scene import (
-    HELD_OUT_COMBOS, PRETRAIN_BACKGROUNDS, PRETRAIN_CLASSES,
-    PRETRAIN_COLOURS, PRETRAIN_KINDS, SCALE_RANGE, sample_pretrain_scene,
-    sample_target_scene)
+    HELD_OUT_COMBOS, PRETRAIN_BACKGROUNDS, PRETRAIN_CLASSES, PRETRAIN_COLOURS,
+    PRETRAIN_KINDS, SCALE_RANGE, sample_pretrain_scene, sample_target_scene)
 
 
 def _rng(i):
@@ -50,12 +49,14 @@ def test_held_out_combos_only_in_test():
         for s in _target_scenes(split):
             assert not {(g.kind, g.colour) for g in s.groups} & held
     test = _target_scenes('test')
-    shown = [bool({(g.kind, g.colour) for g in s.groups} & held)
-             for s in test]
+    shown = [bool({(g.kind, g.colour) for g in s.groups} & held) for s in test]
     assert 0.2 < np.mean(shown) < 0.8
     # every held-out word is seen in training in other combinations
-    train_colours = {g.colour for s in _target_scenes('train') for g in
-                     s.groups}
+    train_colours = {
+        g.colour
+        for s in _target_scenes('train')
+        for g in s.groups
+    }
     assert {c for _, c in HELD_OUT_COMBOS} <= train_colours
 
 
@@ -65,8 +66,9 @@ def test_captions_name_counts_colours_and_relations():
     assert image.shape == (64, 64, 3) and len(set(caps)) == 5
     text = ' '.join(caps)
     assert 'storage tank' in text
-    assert any(w in text for w in ('left of', 'right of', 'above', 'below',
-                                   'next to', 'away from', ' in the '))
+    assert any(
+        w in text for w in ('left of', 'right of', 'above', 'below', 'next to',
+                            'away from', ' in the '))
     assert any(c in text for c in COLOURS)
 
 
@@ -76,10 +78,8 @@ def test_deterministic():
     c = make_testbed_image('target', 12, 4, 64, 'harbor', 'test')
     assert np.array_equal(a[0], b[0]) and a[1:] == b[1:]
     assert not np.array_equal(a[0], c[0])
-    p1 = make_testbed_image('pretrain', 2, 0, 64, PRETRAIN_CLASSES[0],
-                            'train')
-    p2 = make_testbed_image('pretrain', 2, 0, 64, PRETRAIN_CLASSES[0],
-                            'train')
+    p1 = make_testbed_image('pretrain', 2, 0, 64, PRETRAIN_CLASSES[0], 'train')
+    p2 = make_testbed_image('pretrain', 2, 0, 64, PRETRAIN_CLASSES[0], 'train')
     assert np.array_equal(p1[0], p2[0]) and p1[2] == p2[2]
 
 
@@ -94,18 +94,19 @@ def test_pretraining_domain_is_disjoint():
     for s in scenes:
         assert {g.kind for g in s.groups} <= set(PRETRAIN_KINDS)
         assert {ln.kind for ln in s.lines} <= {'fence', 'path'}
-    _, _, caps = make_testbed_image('pretrain', 1, 0, 64,
-                                    PRETRAIN_CLASSES[0], 'train')
+    _, _, caps = make_testbed_image('pretrain', 1, 0, 64, PRETRAIN_CLASSES[0],
+                                    'train')
     words = set(' '.join(caps).split())
-    target_words = {'plane', 'planes', 'ship', 'ships', 'tank', 'tanks',
-                    'building', 'buildings', 'vehicle', 'vehicles', 'court',
-                    'courts', 'road', 'river', 'runway'} | set(COLOURS)
+    target_words = {
+        'plane', 'planes', 'ship', 'ships', 'tank', 'tanks', 'building',
+        'buildings', 'vehicle', 'vehicles', 'court', 'courts', 'road', 'river',
+        'runway'
+    } | set(COLOURS)
     assert not words & target_words
 
 
 def test_generate_testbed_cached(tmp_path):
-    kw = dict(image_size=64, target_split=(6, 2, 4), pretrain_images=3,
-              seed=1)
+    kw = dict(image_size=64, target_split=(6, 2, 4), pretrain_images=3, seed=1)
     out = generate_testbed(str(tmp_path), **kw)
     assert out == tb.testbed_dir(str(tmp_path), **kw)
     with open(osp.join(out, 'target', 'dataset_synthetic.json')) as f:

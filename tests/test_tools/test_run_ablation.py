@@ -41,8 +41,8 @@ def test_hit_table_by_hand(ra):
     assert hits[:, 3].tolist() == [2, 0, 0]  # t2i R@1 caption counts
     assert hits[:, 5].tolist() == [4, 5, 5]  # t2i R@10
     m = ra.metrics_from_hits(hits)
-    assert m[0] == pytest.approx(100 / 3) and m[3] == pytest.approx(20 / 1.5
-                                                                   / 10 * 10)
+    assert m[0] == pytest.approx(100 / 3) and m[3] == pytest.approx(
+        20 / 1.5 / 10 * 10)
     assert m[-1] == pytest.approx(m[:6].sum())
     with pytest.raises(ValueError, match='t2i_rank'):
         ra.hit_table(i2t, t2i[:-1])
@@ -80,13 +80,19 @@ def test_mean_sd_and_table(ra):
     assert ra.mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert ra.mean_sd([5.0]) == (5.0, 0.0)
     summary_row = {m: dict(mean=1.0, sd=0.5) for m in ra.METRIC_KEYS}
-    ci = {m: dict(diff=-1.0, low=-2.0, high=0.5, p_le0=0.9)
-          for m in ra.METRIC_KEYS}
+    ci = {
+        m: dict(diff=-1.0, low=-2.0, high=0.5, p_le0=0.9)
+        for m in ra.METRIC_KEYS
+    }
     table = ra.format_markdown(
-        dict(seeds=[0, 1, 2], bootstrap_samples=100,
-             notes=['switch-offs skipped'],
-             rows=[dict(name='full', summary=summary_row),
-                   dict(name='w/o X', summary=summary_row, vs_full=ci)]))
+        dict(
+            seeds=[0, 1, 2],
+            bootstrap_samples=100,
+            notes=['switch-offs skipped'],
+            rows=[
+                dict(name='full', summary=summary_row),
+                dict(name='w/o X', summary=summary_row, vs_full=ci)
+            ]))
     assert '| full | 1.00 +- 0.50' in table
     assert '-1.00 [-2.00, +0.50]' in table
     assert 'Note: switch-offs skipped' in table
@@ -105,8 +111,8 @@ def tiny_assets(tmp_path_factory):
     from rsitr_mm.datasets.synthetic import generate_testbed
     from rsitr_mm.models.utils import make_tiny_clip_dir
     root = tmp_path_factory.mktemp('testbed')
-    data = generate_testbed(str(root), image_size=64,
-                            target_split=(8, 2, 4), pretrain_images=2)
+    data = generate_testbed(
+        str(root), image_size=64, target_split=(8, 2, 4), pretrain_images=2)
     clip = make_tiny_clip_dir(str(root / 'clip'), layers=4)
     return osp.join(data, 'target'), clip
 
@@ -121,8 +127,13 @@ def test_every_variant_config_builds_and_steps(ra, tiny_assets, method,
     import rsitr_mm  # noqa: F401
     target, clip = tiny_assets
     for key, _, config in ra.VARIANTS[method]:
-        cfg = ra.build_config(config, target, clip, seed=0, epochs=2,
-                              work_dir=str(tmp_path / key))
+        cfg = ra.build_config(
+            config,
+            target,
+            clip,
+            seed=0,
+            epochs=2,
+            work_dir=str(tmp_path / key))
         assert cfg.train_cfg.max_epochs == 2 and cfg.val_cfg is None
         assert cfg.param_scheduler[-1]['end'] == 2 * cfg.iters_per_epoch
         assert cfg.model.image_encoder.pretrained == clip
@@ -133,13 +144,15 @@ def test_every_variant_config_builds_and_steps(ra, tiny_assets, method,
             neck = m['image_neck']
             neck['in_channels'] = ([32] * 3 if isinstance(
                 neck['in_channels'], list) else 32)
-            neck.update({k: 32 for k in ('embed_dim', 'out_channels')
-                         if k in neck})
+            neck.update(
+                {k: 32
+                 for k in ('embed_dim', 'out_channels') if k in neck})
         if m.get('image_in_channels'):
             m['image_in_channels'] = 32
         for head in m.get('heads') or []:
-            head.update({k: 32 for k in ('in_channels', 'embed_dim')
-                         if k in head})
+            head.update(
+                {k: 32
+                 for k in ('in_channels', 'embed_dim') if k in head})
             if 'semantic_dim' in head:
                 head['semantic_dim'] = 8
         init_default_scope('mmpretrain')
@@ -151,8 +164,9 @@ def test_every_variant_config_builds_and_steps(ra, tiny_assets, method,
             s.set_field(i, 'image_id')
             samples.append(s)
         data = model.data_preprocessor(
-            dict(inputs=torch.randint(0, 255, (4, 3, 32, 32),
-                                      dtype=torch.uint8),
-                 data_samples=samples), True)
+            dict(
+                inputs=torch.randint(
+                    0, 255, (4, 3, 32, 32), dtype=torch.uint8),
+                data_samples=samples), True)
         losses = model(**data, mode='loss')
         assert torch.isfinite(sum(losses.values())), key

@@ -42,12 +42,16 @@ MEAN = (122.770938, 116.7460125, 104.09373615)
 STD = (68.5005327, 66.6321579, 70.32316305)
 
 
-def pretrain_params(steps: int, batch_size: int, lr: float,
-                    seed: int) -> dict:
+def pretrain_params(steps: int, batch_size: int, lr: float, seed: int) -> dict:
     """The cache key of a pretrained start."""
     return dict(
-        arch=CLIP_ARCH, max_tokens=MAX_TOKENS, steps=steps,
-        batch_size=batch_size, lr=lr, seed=seed, version=1)
+        arch=CLIP_ARCH,
+        max_tokens=MAX_TOKENS,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        version=1)
 
 
 def start_dir(data_dir: str, params: dict) -> str:
@@ -62,8 +66,9 @@ def _load_domain(ann_file: str):
         data = json.load(f)
     img_dir = osp.join(osp.dirname(ann_file), 'images')
     images = np.stack([
-        np.asarray(Image.open(osp.join(img_dir, im['filename'])).convert(
-            'RGB')) for im in data['images']
+        np.asarray(
+            Image.open(osp.join(img_dir, im['filename'])).convert('RGB'))
+        for im in data['images']
     ])
     captions = [[s['raw'] for s in im['sentences']] for im in data['images']]
     return images, captions
@@ -156,8 +161,9 @@ def pretrain(data_dir: str,
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.t()
         target = torch.arange(len(idx))
         # captions of the same image in a batch cannot occur (one per image)
-        loss = 0.5 * (F.cross_entropy(logits, target) +
-                      F.cross_entropy(logits.t(), target))
+        loss = 0.5 * (
+            F.cross_entropy(logits, target) +
+            F.cross_entropy(logits.t(), target))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -165,20 +171,24 @@ def pretrain(data_dir: str,
         if log_every and (step % log_every == 0 or step == steps - 1):
             with torch.no_grad():
                 acc = (logits.argmax(1) == target).float().mean().item()
-            print(f'step {step + 1}/{steps} loss {loss.item():.3f} '
-                  f'batch i2t acc {acc:.2f} ({time.time() - start:.0f} s)',
-                  flush=True)
+            print(
+                f'step {step + 1}/{steps} loss {loss.item():.3f} '
+                f'batch i2t acc {acc:.2f} ({time.time() - start:.0f} s)',
+                flush=True)
     tmp = out + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     for name in os.listdir(tok_dir):
         shutil.copy(osp.join(tok_dir, name), osp.join(tmp, name))
-    with open(osp.join(tmp, 'pretrain_meta.json'), 'w',
-              encoding='utf-8') as f:
+    with open(osp.join(tmp, 'pretrain_meta.json'), 'w', encoding='utf-8') as f:
         json.dump(
-            dict(params, seconds=round(time.time() - start, 1),
-                 final_loss=round(float(loss.item()), 4)), f, indent=1)
+            dict(
+                params,
+                seconds=round(time.time() - start, 1),
+                final_loss=round(float(loss.item()), 4)),
+            f,
+            indent=1)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
@@ -187,7 +197,8 @@ def pretrain(data_dir: str,
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
-        '--data-root', default='data/testbed',
+        '--data-root',
+        default='data/testbed',
         help='parent folder of the testbed caches (generated if missing)')
     parser.add_argument('--data-seed', type=int, default=0)
     parser.add_argument('--steps', type=int, default=600)
@@ -203,10 +214,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     from rsitr_mm.datasets.synthetic import generate_testbed
     data_dir = generate_testbed(
-        args.data_root, num_workers=min(8, os.cpu_count() or 1),
+        args.data_root,
+        num_workers=min(8,
+                        os.cpu_count() or 1),
         seed=args.data_seed)
-    out = pretrain(data_dir, args.steps, args.batch_size, args.lr,
-                   args.seed, args.force, args.log_every)
+    out = pretrain(data_dir, args.steps, args.batch_size, args.lr, args.seed,
+                   args.force, args.log_every)
     print(f'pretrained start: {out}')
     return 0
 

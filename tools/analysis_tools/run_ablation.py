@@ -69,7 +69,8 @@ SWITCH_OFFS: Dict[str, Tuple[str, ...]] = {
 # --------------------------------------------------------------------------
 # statistics (pure numpy; tested in tests/test_tools/test_run_ablation.py)
 # --------------------------------------------------------------------------
-def hit_table(i2t_rank: np.ndarray, t2i_rank: np.ndarray,
+def hit_table(i2t_rank: np.ndarray,
+              t2i_rank: np.ndarray,
               cpi: int = CAPTIONS_PER_IMAGE,
               topk: Sequence[int] = TOPK) -> np.ndarray:
     """Per-image hit counts, the sufficient statistic of every recall.
@@ -99,7 +100,8 @@ def hit_table(i2t_rank: np.ndarray, t2i_rank: np.ndarray,
     return np.stack(cols, 1)
 
 
-def metrics_from_hits(hits: np.ndarray, weights: Optional[np.ndarray] = None,
+def metrics_from_hits(hits: np.ndarray,
+                      weights: Optional[np.ndarray] = None,
                       cpi: int = CAPTIONS_PER_IMAGE,
                       topk: Sequence[int] = TOPK) -> np.ndarray:
     """Recalls, mR and rsum (percent) from :func:`hit_table` rows.
@@ -174,8 +176,8 @@ def paired_bootstrap(runs_a: Sequence[np.ndarray],
         if r.shape[0] != n:
             raise ValueError('all runs must score the same test images')
     rng = np.random.default_rng(seed)
-    weights = rng.multinomial(n, np.full(n, 1.0 / n),
-                              size=num_samples).astype(np.float64)
+    weights = rng.multinomial(
+        n, np.full(n, 1.0 / n), size=num_samples).astype(np.float64)
     observed = np.mean([
         metrics_from_hits(a, None, cpi, topk) -
         metrics_from_hits(b, None, cpi, topk) for a, b in zip(runs_a, runs_b)
@@ -185,9 +187,8 @@ def paired_bootstrap(runs_a: Sequence[np.ndarray],
         metrics_from_hits(b, weights, cpi, topk)
         for a, b in zip(runs_a, runs_b)
     ], 0)  # (B, M)
-    keys = [f'i2t_R@{k}' for k in topk] + [f't2i_R@{k}' for k in topk] + [
-        'mR', 'rsum'
-    ]
+    keys = [f'i2t_R@{k}' for k in topk] + [f't2i_R@{k}'
+                                           for k in topk] + ['mR', 'rsum']
     out = {}
     for j, key in enumerate(keys):
         out[key] = dict(
@@ -243,8 +244,8 @@ def gold_ranks(sim) -> Tuple[np.ndarray, np.ndarray]:
     from rsitr_mm.evaluation.functional.retrieval_recall import _gold_ranks
     n, t = sim.shape
     cpi = t // n
-    gold_t = (torch.arange(n).unsqueeze(1) * cpi +
-              torch.arange(cpi).unsqueeze(0))
+    gold_t = (
+        torch.arange(n).unsqueeze(1) * cpi + torch.arange(cpi).unsqueeze(0))
     i2t = _gold_ranks(sim, gold_t, 256).min(dim=1).values
     gold_i = (torch.arange(t) // cpi).unsqueeze(1)
     t2i = _gold_ranks(sim.t().contiguous(), gold_i, 256)[:, 0]
@@ -270,7 +271,9 @@ def score(model, loader) -> Tuple[dict, np.ndarray, np.ndarray]:
 def _git_commit() -> str:
     try:
         return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
-                              cwd=REPO, capture_output=True, text=True,
+                              cwd=REPO,
+                              capture_output=True,
+                              text=True,
                               check=True).stdout.strip()
     except Exception:
         return 'unknown'
@@ -296,8 +299,8 @@ def prepare(args) -> Tuple[str, str]:
     if args.pretrain_images:
         overrides['pretrain_images'] = args.pretrain_images
     data_dir = generate_testbed(
-        args.data_root, num_workers=min(8, os.cpu_count() or 1),
-        **overrides)
+        args.data_root, num_workers=min(8,
+                                        os.cpu_count() or 1), **overrides)
     pre = _load_sibling('pretrain_testbed_start')
     clip_dir = pre.pretrain(data_dir, steps=args.pretrain_steps)
     _link(osp.join(data_dir, 'target'), osp.join(args.data_root, 'target'))
@@ -305,8 +308,13 @@ def prepare(args) -> Tuple[str, str]:
     return osp.join(data_dir, 'target'), clip_dir
 
 
-def build_config(config: str, target: str, clip_dir: str, seed: int,
-                 epochs: Optional[int], work_dir: str, cfg_options=None):
+def build_config(config: str,
+                 target: str,
+                 clip_dir: str,
+                 seed: int,
+                 epochs: Optional[int],
+                 work_dir: str,
+                 cfg_options=None):
     """The variant's config with paths, seed, epochs and work_dir set."""
     from mmengine.config import Config
 
@@ -335,13 +343,20 @@ def build_config(config: str, target: str, clip_dir: str, seed: int,
     total = cfg.iters_per_epoch * cfg.train_cfg.max_epochs
     warm = max(1, total // 10)
     cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-             end=warm)
+        dict(
+            type='LinearLR',
+            start_factor=0.1,
+            by_epoch=False,
+            begin=0,
+            end=warm)
     ]
     if total > warm:
         cfg.param_scheduler.append(
-            dict(type='CosineAnnealingLR', by_epoch=False, begin=warm,
-                 end=total))
+            dict(
+                type='CosineAnnealingLR',
+                by_epoch=False,
+                begin=warm,
+                end=total))
     # no validation during the short fine-tunes (the last epoch is scored,
     # nothing is picked on val or test) and one checkpoint: the last
     cfg.val_cfg = None
@@ -349,16 +364,23 @@ def build_config(config: str, target: str, clip_dir: str, seed: int,
     cfg.val_evaluator = None
     cfg.train_cfg.pop('val_interval', None)
     cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', interval=cfg.train_cfg.max_epochs,
+        type='CheckpointHook',
+        interval=cfg.train_cfg.max_epochs,
         max_keep_ckpts=1)
     cfg.randomness = dict(seed=seed, deterministic=False)
     set_dataloader_defaults(cfg)
     return cfg
 
 
-def run_one(config: str, target: str, clip_dir: str, seed: int,
-            epochs: Optional[int], run_dir: str, switch_offs: Sequence[str],
-            switch_off, cfg_options=None) -> dict:
+def run_one(config: str,
+            target: str,
+            clip_dir: str,
+            seed: int,
+            epochs: Optional[int],
+            run_dir: str,
+            switch_offs: Sequence[str],
+            switch_off,
+            cfg_options=None) -> dict:
     """Train (unless done), score, and score the switch-offs of one run."""
     import torch
     from mmengine.runner import Runner
@@ -389,8 +411,8 @@ def run_one(config: str, target: str, clip_dir: str, seed: int,
     model = model.module if hasattr(model, 'module') else model
     todo = [('base', None)] + [(f'off_{n}', n) for n in switch_offs]
     for key, name in todo:
-        if key in result['scores'] or key in result.get('failed', []) or (
-                name is not None and switch_off is None):
+        if key in result['scores'] or key in result.get(
+                'failed', []) or (name is not None and switch_off is None):
             continue
         start = time.time()
         try:
@@ -401,8 +423,8 @@ def run_one(config: str, target: str, clip_dir: str, seed: int,
                     metrics, i2t, t2i = score(model, loader)
         except (KeyError, ValueError, AttributeError, NotImplementedError,
                 TypeError) as err:
-            result.setdefault('notes', []).append(
-                f'switch-off {name!r} failed: {err!r}')
+            result.setdefault(
+                'notes', []).append(f'switch-off {name!r} failed: {err!r}')
             result.setdefault('failed', []).append(key)
             continue
         np.savez_compressed(
@@ -423,8 +445,12 @@ def _hits(run_dir: str, key: str) -> np.ndarray:
     return hit_table(data['i2t'], data['t2i'])
 
 
-def summarize(method: str, root: str, seeds: Sequence[int],
-              num_samples: int, notes: List[str], runs: dict,
+def summarize(method: str,
+              root: str,
+              seeds: Sequence[int],
+              num_samples: int,
+              notes: List[str],
+              runs: dict,
               keys: Optional[Sequence[str]] = None) -> dict:
     """Mean +- SD per row and paired bootstrap CIs vs the full model."""
     variants = [v for v in VARIANTS[method] if keys is None or v[0] in keys]
@@ -433,9 +459,9 @@ def summarize(method: str, root: str, seeds: Sequence[int],
     full_dirs = [osp.join(root, full_key, f'seed_{s}') for s in seeds]
     full_hits = [_hits(d, 'base') for d in full_dirs]
     entries = [(key, name, key, 'base') for key, name, _ in variants]
-    off_keys = set.intersection(*[
-        set(runs[(full_key, s)]['scores']) for s in seeds
-    ]) if seeds else set()
+    off_keys = set.intersection(
+        *[set(runs[(full_key, s)]['scores'])
+          for s in seeds]) if seeds else set()
     for name in SWITCH_OFFS[method]:
         if f'off_{name}' in off_keys:
             entries.append((f'{full_key}|off_{name}',
@@ -460,14 +486,20 @@ def summarize(method: str, root: str, seeds: Sequence[int],
             ]
             row['vs_full'] = paired_bootstrap(hits, full_hits, num_samples)
         rows.append(row)
-    return dict(method=method, seeds=list(seeds), rows=rows, notes=notes,
-                bootstrap_samples=num_samples)
+    return dict(
+        method=method,
+        seeds=list(seeds),
+        rows=rows,
+        notes=notes,
+        bootstrap_samples=num_samples)
 
 
 def format_markdown(summary: dict) -> str:
     """The ablation table (mean +- SD over seeds; diff vs full with CI)."""
-    cols = ['i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5',
-            't2i_R@10', 'mR', 'rsum']
+    cols = [
+        'i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10',
+        'mR', 'rsum'
+    ]
     head = ('| variant | ' + ' | '.join(cols) +
             ' | rsum - full [95% CI] | mR - full [95% CI] |')
     lines = [head, '|---|' + '---:|' * (len(cols) + 2)]
@@ -499,25 +531,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--method', choices=sorted(VARIANTS), required=True)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument(
-        '--epochs', type=int, default=None,
+        '--epochs',
+        type=int,
+        default=None,
         help='fine-tuning epochs (default: the configs\' max_epochs)')
     parser.add_argument('--work-dir', default='work_dirs/testbed_ablation')
     parser.add_argument('--data-root', default='data/testbed')
     parser.add_argument('--data-seed', type=int, default=0)
     parser.add_argument('--pretrain-steps', type=int, default=600)
     parser.add_argument(
-        '--testbed-split', type=int, nargs=3, default=None,
+        '--testbed-split',
+        type=int,
+        nargs=3,
+        default=None,
         metavar=('TRAIN', 'VAL', 'TEST'),
         help='target-domain image counts (default 1500 300 1000)')
-    parser.add_argument('--pretrain-images', type=int, default=None,
-                        help='pretraining-domain images (default 5000)')
-    parser.add_argument('--variants', nargs='+', default=None,
-                        help='subset of variant keys (the full model is '
-                        'always run: it is the reference)')
+    parser.add_argument(
+        '--pretrain-images',
+        type=int,
+        default=None,
+        help='pretraining-domain images (default 5000)')
+    parser.add_argument(
+        '--variants',
+        nargs='+',
+        default=None,
+        help='subset of variant keys (the full model is '
+        'always run: it is the reference)')
     parser.add_argument('--no-switch-off', action='store_true')
     parser.add_argument('--bootstrap', type=int, default=2000)
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='overrides applied to every variant')
     return parser.parse_args(argv)
 
@@ -532,11 +577,15 @@ def main(argv=None) -> int:
     if args.variants:
         bad = sorted(set(args.variants) - set(known))
         if bad:
-            print(f'error: --variants {bad} unknown for {args.method}; '
-                  f'expected some of {known}', file=sys.stderr)
+            print(
+                f'error: --variants {bad} unknown for {args.method}; '
+                f'expected some of {known}',
+                file=sys.stderr)
             return 2
-    keys = [k for k in known if not args.variants or k in args.variants
-            or k == known[0]]
+    keys = [
+        k for k in known
+        if not args.variants or k in args.variants or k == known[0]
+    ]
     notes: List[str] = []
     switch_off, why = (None, 'switch-offs disabled (--no-switch-off)') \
         if args.no_switch_off else load_switch_off()
@@ -550,17 +599,19 @@ def main(argv=None) -> int:
         config = dict((k, c) for k, _, c in VARIANTS[args.method])[key]
         offs = SWITCH_OFFS[args.method] if key == known[0] else ()
         for seed in args.seeds:
-            print(f'=== {args.method} {key} seed {seed} '
-                  f'({time.time() - t0:.0f} s)', flush=True)
-            runs[(key, seed)] = run_one(
-                config, target, clip_dir, seed, args.epochs,
-                osp.join(root, key, f'seed_{seed}'), offs, switch_off,
-                args.cfg_options)
+            print(
+                f'=== {args.method} {key} seed {seed} '
+                f'({time.time() - t0:.0f} s)',
+                flush=True)
+            runs[(key, seed)] = run_one(config, target, clip_dir, seed,
+                                        args.epochs,
+                                        osp.join(root, key, f'seed_{seed}'),
+                                        offs, switch_off, args.cfg_options)
             for note in runs[(key, seed)].get('notes', []):
                 if note not in notes:
                     notes.append(note)
-    summary = summarize(args.method, root, args.seeds, args.bootstrap,
-                        notes, runs, keys)
+    summary = summarize(args.method, root, args.seeds, args.bootstrap, notes,
+                        runs, keys)
     summary.update(
         commit=_git_commit(),
         command='python tools/analysis_tools/run_ablation.py ' +

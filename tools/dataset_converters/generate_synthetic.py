@@ -50,10 +50,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--seed, --image-size, --split (counts) and --num-workers apply; '
         '--num-images sets the pretraining images)')
     parser.add_argument(
-        '--num-images', type=int, default=None, help='number of images '
+        '--num-images',
+        type=int,
+        default=None,
+        help='number of images '
         '(demo default 2000; testbed: pretraining images, default 5000)')
     parser.add_argument(
-        '--image-size', type=int, default=None,
+        '--image-size',
+        type=int,
+        default=None,
         help='image side in pixels (default 64; testbed 128)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(

@@ -24,15 +24,14 @@ import math
 import multiprocessing as mp
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from .captions import tokenize
 from .generate import CAPTIONS_PER_IMAGE, _check_int
-from .render import _SHADOW, _draw_group, _draw_line, _urban, \
-    render_background
+from .render import _draw_group, _draw_line, _urban, render_background
 from .scene import PIER_FRACTION, SCENE_CLASSES, Scene
 from .testbed_captions import write_testbed_captions
 from .testbed_scene import (HELD_OUT_COMBOS, PRETRAIN_CLASSES,
@@ -52,12 +51,12 @@ DEFAULT_PARAMS: Dict[str, object] = dict(
 )
 
 _CLUTTER_TARGET = ((52, 78, 40), (96, 90, 80), (140, 132, 118), (70, 60, 44))
-_CLUTTER_PRETRAIN = ((250, 250, 250), (60, 60, 60), (200, 200, 170),
-                     (170, 200, 200))
+_CLUTTER_PRETRAIN = ((250, 250, 250), (60, 60, 60), (200, 200, 170), (170, 200,
+                                                                      200))
 
 
-def _rngs(seed: int, domain: int, index: int) -> Tuple[np.random.Generator,
-                                                       ...]:
+def _rngs(seed: int, domain: int,
+          index: int) -> Tuple[np.random.Generator, ...]:
     children = np.random.SeedSequence([seed, 7, domain, index]).spawn(3)
     return tuple(np.random.default_rng(c) for c in children)
 
@@ -257,8 +256,8 @@ def _write_domain(out_dir: str, domain: str, classes, splits: List[str],
                 results[i] = (rec, caps)
     images = []
     for i, (rec, caps) in enumerate(results):
-        sids = list(range(i * CAPTIONS_PER_IMAGE,
-                          (i + 1) * CAPTIONS_PER_IMAGE))
+        sids = list(
+            range(i * CAPTIONS_PER_IMAGE, (i + 1) * CAPTIONS_PER_IMAGE))
         images.append(
             dict(
                 filename=f'{names[i]}_{i:05d}.png',
@@ -274,8 +273,10 @@ def _write_domain(out_dir: str, domain: str, classes, splits: List[str],
     ann = osp.join(out_dir, ANN_FILE)
     with open(ann, 'w', encoding='utf-8') as f:
         json.dump(
-            dict(dataset=f'synthetic_testbed_{domain}', classes=list(classes),
-                 images=images), f)
+            dict(
+                dataset=f'synthetic_testbed_{domain}',
+                classes=list(classes),
+                images=images), f)
     with open(osp.join(out_dir, 'classes.txt'), 'w', encoding='utf-8') as f:
         f.write('\n'.join(classes) + '\n')
     return ann
@@ -338,12 +339,13 @@ def generate_testbed(root: str = 'data/testbed',
     seed, size = params['seed'], params['image_size']
     n_train, n_val, n_test = params['target_split']
     splits = ['train'] * n_train + ['val'] * n_val + ['test'] * n_test
-    order = np.random.default_rng(np.random.SeedSequence([seed, 9
-                                                          ])).permutation(
+    order = np.random.default_rng(np.random.SeedSequence([seed,
+                                                          9])).permutation(
                                                               len(splits))
     splits = [splits[i] for i in order]
-    _write_domain(osp.join(out, 'target'), 'target', SCENE_CLASSES, splits,
-                  seed, size, num_workers)
+    _write_domain(
+        osp.join(out, 'target'), 'target', SCENE_CLASSES, splits, seed, size,
+        num_workers)
     _write_domain(
         osp.join(out, 'pretrain'), 'pretrain', PRETRAIN_CLASSES,
         ['train'] * params['pretrain_images'], seed, size, num_workers)

@@ -7,7 +7,7 @@ image needs the objects, how many there are, their colour and size, and
 where they are relative to each other; the scene class alone is not enough.
 Works for both domains of :mod:`.testbed_scene`.
 """
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 
@@ -64,7 +64,8 @@ def _class_phrase(scene_class: str) -> str:
     return 'a ' + scene_class.replace('_', ' ')
 
 
-def group_phrase(group: ObjectGroup, with_size: bool = True,
+def group_phrase(group: ObjectGroup,
+                 with_size: bool = True,
                  with_colour: bool = True) -> str:
     """``"two large red storage tanks"`` / ``"a white plane"``."""
     singular, plural = _NOUNS[group.kind]
@@ -108,7 +109,8 @@ def _position(group: ObjectGroup) -> str:
     return 'the center' if pos == 'center' else f'the {pos}'
 
 
-def write_testbed_captions(scene: Scene, rng: np.random.Generator,
+def write_testbed_captions(scene: Scene,
+                           rng: np.random.Generator,
                            num: int = 5) -> List[str]:
     """``num`` distinct captions of a testbed scene.
 
@@ -126,8 +128,10 @@ def write_testbed_captions(scene: Scene, rng: np.random.Generator,
     cls = _class_phrase(scene.scene_class)
     cands: List[str] = []
     if not groups:  # a rare land-cover scene where nothing found room
-        cands += [f'{cls} without objects', f'an aerial view of {bg}',
-                  f'{cls} seen from above', f'only {bg} and no objects']
+        cands += [
+            f'{cls} without objects', f'an aerial view of {bg}',
+            f'{cls} seen from above', f'only {bg} and no objects'
+        ]
         cands += [f'{cls} with a {ln.kind}' for ln in scene.lines]
     for i, g in enumerate(groups):
         full = group_phrase(g)
@@ -162,5 +166,6 @@ def write_testbed_captions(scene: Scene, rng: np.random.Generator,
     return picked
 
 
-__all__ = ['write_testbed_captions', 'group_phrase', 'relation',
-           'line_relation']
+__all__ = [
+    'write_testbed_captions', 'group_phrase', 'relation', 'line_relation'
+]

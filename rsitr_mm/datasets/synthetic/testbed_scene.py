@@ -68,8 +68,8 @@ HELD_OUT_TEST_PROB = 0.5
 #: Pretraining-domain classes (one per main shape), kinds, colours, floors.
 PRETRAIN_KINDS: Tuple[str, ...] = ('triangle', 'star', 'cross', 'ring',
                                    'diamond', 'hexagon')
-PRETRAIN_CLASSES: Tuple[str, ...] = tuple(sorted(
-    f'{k}_yard' for k in PRETRAIN_KINDS))
+PRETRAIN_CLASSES: Tuple[str, ...] = tuple(
+    sorted(f'{k}_yard' for k in PRETRAIN_KINDS))
 PRETRAIN_COLOURS: Dict[str, Tuple[int, int, int]] = {
     'purple': (128, 60, 170),
     'pink': (240, 120, 180),
@@ -80,8 +80,8 @@ PRETRAIN_COLOURS: Dict[str, Tuple[int, int, int]] = {
     'teal': (20, 128, 128),
     'gold': (212, 175, 55),
 }
-PRETRAIN_BACKGROUNDS: Tuple[str, ...] = ('checker', 'stripes', 'dots',
-                                         'gradient')
+PRETRAIN_BACKGROUNDS: Tuple[str,
+                            ...] = ('checker', 'stripes', 'dots', 'gradient')
 PRETRAIN_LINE_KINDS: Tuple[str, ...] = ('fence', 'path')
 _PRETRAIN_BASE_LENGTH = 0.08
 
@@ -91,8 +91,7 @@ DOMAINS: Tuple[str, ...] = ('target', 'pretrain')
 def size_word(multiplier: float) -> str:
     """``'small'``, ``''`` or ``'large'`` for a length multiplier."""
     lo, hi = SIZE_WORD_BOUNDS
-    return 'small' if multiplier < lo else ('large' if multiplier > hi
-                                            else '')
+    return 'small' if multiplier < lo else ('large' if multiplier > hi else '')
 
 
 def _scale(rng: np.random.Generator) -> float:
@@ -168,7 +167,8 @@ def sample_target_scene(scene_class: str, rng: np.random.Generator,
     if not extras and spec['extras']:
         k, _, lo, hi = spec['extras'][int(rng.integers(len(spec['extras'])))]
         extras = [(k, lo, hi)]
-    wanted += [(k, int(rng.integers(lo, hi + 1)), False) for k, lo, hi in extras]
+    wanted += [(k, int(rng.integers(lo, hi + 1)), False)
+               for k, lo, hi in extras]
     held_out = split == 'test' and rng.random() < HELD_OUT_TEST_PROB
     placed: List[ObjectInstance] = []
     multipliers: List[float] = []
@@ -182,8 +182,8 @@ def sample_target_scene(scene_class: str, rng: np.random.Generator,
         length = TARGET_BASE_LENGTH[kind] * mult
         instances, on_line = [], None
         for _ in range(4):
-            instances, on_line = _place_group(kind, count, 'small', scene,
-                                              placed, rng, length=length)
+            instances, on_line = _place_group(
+                kind, count, 'small', scene, placed, rng, length=length)
             if instances or not is_main:
                 break
             mult = max(SCALE_RANGE[0], mult * 0.7)
@@ -192,7 +192,12 @@ def sample_target_scene(scene_class: str, rng: np.random.Generator,
             scene.lines = [ln for ln in scene.lines if ln.kind == 'river']
             mult = SCALE_RANGE[0]
             instances, on_line = _place_group(
-                kind, 1, 'small', scene, placed, rng,
+                kind,
+                1,
+                'small',
+                scene,
+                placed,
+                rng,
                 length=TARGET_BASE_LENGTH[kind] * mult)
             if not instances:
                 raise RuntimeError(
@@ -203,8 +208,8 @@ def sample_target_scene(scene_class: str, rng: np.random.Generator,
         mult = instances[0].length / TARGET_BASE_LENGTH[kind]
         placed.extend(instances)
         scene.groups.append(
-            ObjectGroup(kind, colour, size_word(mult), instances,
-                        on_line=on_line))
+            ObjectGroup(
+                kind, colour, size_word(mult), instances, on_line=on_line))
         multipliers.append(mult)
         if is_main:
             scene.has_main = True
@@ -213,8 +218,7 @@ def sample_target_scene(scene_class: str, rng: np.random.Generator,
     return scene
 
 
-def sample_pretrain_scene(scene_class: str,
-                          rng: np.random.Generator) -> Scene:
+def sample_pretrain_scene(scene_class: str, rng: np.random.Generator) -> Scene:
     """Sample one scene of the disjoint pretraining domain.
 
     Args:
@@ -239,10 +243,10 @@ def sample_pretrain_scene(scene_class: str,
             line = _sample_line('road', rng)
             scene.lines.append(replace(line, kind=kind))
     kinds = [main_kind] + [
-        str(k) for k in rng.choice(
-            [k for k in PRETRAIN_KINDS if k != main_kind],
-            size=int(rng.integers(0, 3)),
-            replace=False)
+        str(k)
+        for k in rng.choice([k for k in PRETRAIN_KINDS if k != main_kind],
+                            size=int(rng.integers(0, 3)),
+                            replace=False)
     ]
     placed: List[ObjectInstance] = []
     multipliers: List[float] = []
