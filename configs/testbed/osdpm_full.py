@@ -39,9 +39,9 @@ model = dict(
 # the pretrained start is small and fresh: a larger base lr than the
 # 5e-6 used for real CLIP weights; lr_mult 20 for neck/heads is kept
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
-# one epoch = 1500 images x 5 captions / batch 64 = 117 iterations:
+# one epoch = 1000 images x 5 captions / batch 64 = 78 iterations:
 # 10% linear warm-up, then cosine decay (run_ablation.py --epochs N rescales)
-iters_per_epoch = 117
+iters_per_epoch = 78
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
          end=iters_per_epoch * max_epochs // 10),

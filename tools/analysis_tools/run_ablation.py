@@ -334,7 +334,7 @@ def build_config(config: str,
             head.ann_file = ann
     if epochs is not None:
         cfg.train_cfg.max_epochs = epochs
-    # iterations per epoch of THIS data (the configs assume 1,500 images)
+    # iterations per epoch of THIS data (the configs assume 1,000 images)
     with open(ann, encoding='utf-8') as f:
         n_caps = sum(
             len(im['sentences']) for im in json.load(f)['images']
@@ -545,7 +545,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs=3,
         default=None,
         metavar=('TRAIN', 'VAL', 'TEST'),
-        help='target-domain image counts (default 1500 300 1000)')
+        help='target-domain image counts (default 1000 200 1000)')
     parser.add_argument(
         '--pretrain-images',
         type=int,

@@ -69,7 +69,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar=('TRAIN', 'VAL', 'TEST'),
         help='train/val/test as integer counts summing to --num-images or '
         'as fractions summing to 1 (default: 0.8 0.1 0.1); testbed: '
-        'target-domain counts (default 1500 300 1000)')
+        'target-domain counts (default 1000 200 1000)')
     parser.add_argument(
         '--num-workers',
         type=int,

@@ -1,6 +1,6 @@
 # The synthetic testbed's target domain (rsitr_mm.datasets.synthetic,
-# profile "testbed"): 128 px aerial scenes, 10 scene classes, 1500 train /
-# 300 val / 1000 test images with 5 captions each. Generate it (and the
+# profile "testbed"): 128 px aerial scenes, 10 scene classes, 1000 train /
+# 200 val / 1000 test images with 5 captions each. Generate it (and the
 # disjoint pretraining domain) with
 #   python tools/dataset_converters/generate_synthetic.py data/testbed \
 #       --profile testbed

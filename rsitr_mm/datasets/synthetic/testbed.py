@@ -45,7 +45,7 @@ ANN_FILE = 'dataset_synthetic.json'
 #: Default sizes: target (train, val, test) and pretraining images.
 DEFAULT_PARAMS: Dict[str, object] = dict(
     image_size=128,
-    target_split=(1500, 300, 1000),
+    target_split=(1000, 200, 1000),
     pretrain_images=5000,
     seed=0,
 )
