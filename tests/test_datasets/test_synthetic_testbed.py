@@ -131,3 +131,26 @@ def test_bad_params():
         tb.testbed_dir('x', target_split=(1, 2))
     with pytest.raises(ValueError, match='domain'):
         make_testbed_image('other', 0, 0, 64, 'harbor', 'test')
+
+
+def test_cli_testbed_profile(tmp_path, capsys):
+    import importlib.util
+    cli = osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+        'dataset_converters', 'generate_synthetic.py')
+    spec = importlib.util.spec_from_file_location('generate_synthetic', cli)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = [
+        str(tmp_path), '--profile', 'testbed', '--image-size', '64', '--split',
+        '3', '1', '2', '--num-images', '2', '--num-workers', '0'
+    ]
+    assert mod.main(args) == 0
+    out = tb.testbed_dir(
+        str(tmp_path),
+        image_size=64,
+        target_split=(3, 1, 2),
+        pretrain_images=2)
+    assert osp.isfile(osp.join(out, 'params.json'))
+    assert mod.main(args[:4] + ['16']) == 2  # image size below 64
+    assert 'image_size' in capsys.readouterr().err
