@@ -451,8 +451,14 @@ def summarize(method: str,
               num_samples: int,
               notes: List[str],
               runs: dict,
-              keys: Optional[Sequence[str]] = None) -> dict:
-    """Mean +- SD per row and paired bootstrap CIs vs the full model."""
+              keys: Optional[Sequence[str]] = None,
+              held_out: Optional[np.ndarray] = None) -> dict:
+    """Mean +- SD per row and paired bootstrap CIs vs the full model.
+
+    ``held_out`` (bool (N,) over test images) adds, per row, rsum on the
+    image queries and caption queries of those images only (the gallery
+    stays the whole test split) with its own paired bootstrap.
+    """
     variants = [v for v in VARIANTS[method] if keys is None or v[0] in keys]
     full_key = VARIANTS[method][0][0]
     rows = []
@@ -485,10 +491,22 @@ def summarize(method: str,
                 for s in seeds
             ]
             row['vs_full'] = paired_bootstrap(hits, full_hits, num_samples)
+        if held_out is not None and held_out.any():
+            hits = [
+                _hits(osp.join(root, variant, f'seed_{s}'), score_key)
+                for s in seeds
+            ]
+            sub = [h[held_out] for h in hits]
+            rs = [metrics_from_hits(h)[-1] for h in sub]
+            row['held_out'] = dict(zip(('mean', 'sd'), mean_sd(rs)))
+            if not (variant == full_key and score_key == 'base'):
+                row['held_out']['vs_full'] = paired_bootstrap(
+                    sub, [h[held_out] for h in full_hits], num_samples)['rsum']
         rows.append(row)
     return dict(
         method=method,
         seeds=list(seeds),
+        held_out_images=int(held_out.sum()) if held_out is not None else 0,
         rows=rows,
         notes=notes,
         bootstrap_samples=num_samples)
@@ -513,6 +531,22 @@ def format_markdown(summary: dict) -> str:
         else:
             diffs = '(reference) | (reference)'
         lines.append(f'| {row["name"]} | {vals} | {diffs} |')
+    if any('held_out' in row for row in summary['rows']):
+        lines += [
+            '', f'Test images showing a held-out colour x kind combination '
+            f'({summary.get("held_out_images", "?")} images, their image '
+            'and caption queries, gallery = whole test split):', '',
+            '| variant | rsum | rsum - full [95% CI] |', '|---|---:|---:|'
+        ]
+        for row in summary['rows']:
+            h = row.get('held_out')
+            if h is None:
+                continue
+            d = h.get('vs_full')
+            diff = ('(reference)' if d is None else
+                    f'{d["diff"]:+.2f} [{d["low"]:+.2f}, {d["high"]:+.2f}]')
+            lines.append(f'| {row["name"]} | {h["mean"]:.2f} +- '
+                         f'{h["sd"]:.2f} | {diff} |')
     n = len(summary['seeds'])
     lines.append('')
     lines.append(f'Mean +- SD over {n} seeds ({summary["seeds"]}); '
@@ -610,8 +644,14 @@ def main(argv=None) -> int:
             for note in runs[(key, seed)].get('notes', []):
                 if note not in notes:
                     notes.append(note)
+    with open(
+            osp.join(target, 'dataset_synthetic.json'), encoding='utf-8') as f:
+        held_out = np.array([
+            bool(im.get('scene', {}).get('held_out', False))
+            for im in json.load(f)['images'] if im['split'] == 'test'
+        ])
     summary = summarize(args.method, root, args.seeds, args.bootstrap, notes,
-                        runs, keys)
+                        runs, keys, held_out)
     summary.update(
         commit=_git_commit(),
         command='python tools/analysis_tools/run_ablation.py ' +
