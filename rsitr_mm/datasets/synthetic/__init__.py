@@ -12,3 +12,10 @@ __all__ = [
     'ObjectGroup', 'ObjectInstance', 'LineFeature', 'SCENE_CLASSES',
     'BACKGROUNDS', 'OBJECT_KINDS'
 ]
+from .testbed import generate_testbed, make_testbed_image, testbed_dir  # noqa: E402,E501
+from .testbed_scene import HELD_OUT_COMBOS, SCALE_RANGE  # noqa: E402
+
+__all__ += [
+    'generate_testbed', 'make_testbed_image', 'testbed_dir',
+    'HELD_OUT_COMBOS', 'SCALE_RANGE'
+]

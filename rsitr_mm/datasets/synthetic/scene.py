@@ -400,16 +400,21 @@ def _on_water(x: float, y: float, r: float, scene: Scene) -> bool:
 
 def _place_group(
         kind: str, count: int, size: str, scene: Scene,
-        placed: List[ObjectInstance], rng: np.random.Generator
+        placed: List[ObjectInstance], rng: np.random.Generator,
+        length: Optional[float] = None
 ) -> Tuple[List[ObjectInstance], Optional[str]]:
     """Place up to ``count`` non-overlapping objects of one kind.
+
+    ``length`` (fraction of the image side) overrides the size class's
+    length range; when None (the demo) one is drawn from ``_KIND_SIZES``.
 
     Returns the instances (possibly fewer than asked when space runs out)
     and the line kind they sit on (ships on a river), if any.
     """
     small, large, ratio = _KIND_SIZES[kind]
     lo, hi = small if size == 'small' else large
-    length = rng.uniform(lo, hi)
+    if length is None:
+        length = rng.uniform(lo, hi)
     width = length * rng.uniform(*ratio)
     base_angle = rng.uniform(0.0, np.pi)
     river = scene.line('river')

@@ -1,0 +1,172 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Statistics of tools/analysis_tools/run_ablation.py (no training)."""
+import importlib.util
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from rsitr_mm.evaluation import retrieval_recall
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def ra():
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'run_ablation.py')
+    spec = importlib.util.spec_from_file_location('run_ablation', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ranks_reproduce_the_exact_metric(ra):
+    g = torch.Generator().manual_seed(0)
+    sim = torch.randn(12, 60, generator=g)
+    sim[3, 17] = sim[3, 15]  # a tie
+    sim[:, ::5] += 1.5 * torch.eye(12)  # some structure
+    i2t, t2i = ra.gold_ranks(sim)
+    ours = ra.metrics_from_hits(ra.hit_table(i2t, t2i))
+    ref = retrieval_recall(sim)
+    assert np.allclose(ours, [ref[k] for k in ra.METRIC_KEYS])
+
+
+def test_hit_table_by_hand(ra):
+    i2t = np.array([0, 4, 20])
+    t2i = np.array([0, 0, 1, 6, 30] + [9] * 5 + [2] * 5)
+    hits = ra.hit_table(i2t, t2i)
+    assert hits[:, 0].tolist() == [1, 0, 0]  # i2t R@1
+    assert hits[:, 1].tolist() == [1, 1, 0]  # i2t R@5
+    assert hits[:, 3].tolist() == [2, 0, 0]  # t2i R@1 caption counts
+    assert hits[:, 5].tolist() == [4, 5, 5]  # t2i R@10
+    m = ra.metrics_from_hits(hits)
+    assert m[0] == pytest.approx(100 / 3) and m[3] == pytest.approx(
+        20 / 1.5 / 10 * 10)
+    assert m[-1] == pytest.approx(m[:6].sum())
+    with pytest.raises(ValueError, match='t2i_rank'):
+        ra.hit_table(i2t, t2i[:-1])
+
+
+def test_paired_bootstrap(ra):
+    rng = np.random.default_rng(0)
+    n = 200
+    base = [(rng.integers(0, 30, n), rng.integers(0, 30, 5 * n))
+            for _ in range(3)]
+    better = [(np.maximum(a - 3, 0), np.maximum(b - 3, 0)) for a, b in base]
+    h_base = [ra.hit_table(a, b) for a, b in base]
+    h_better = [ra.hit_table(a, b) for a, b in better]
+    same = ra.paired_bootstrap(h_base, h_base, num_samples=200)
+    assert same['rsum']['diff'] == 0
+    assert same['rsum']['low'] == 0 and same['rsum']['high'] == 0
+    up = ra.paired_bootstrap(h_better, h_base, num_samples=500, seed=1)
+    observed = np.mean([
+        ra.metrics_from_hits(a)[-1] - ra.metrics_from_hits(b)[-1]
+        for a, b in zip(h_better, h_base)
+    ])
+    assert up['rsum']['diff'] == pytest.approx(observed)
+    assert 0 < up['rsum']['low'] <= up['rsum']['diff'] <= up['rsum']['high']
+    assert up['rsum']['p_le0'] == 0
+    down = ra.paired_bootstrap(h_base, h_better, num_samples=500, seed=1)
+    assert down['rsum']['high'] < 0
+    # deterministic for a seed
+    again = ra.paired_bootstrap(h_better, h_base, num_samples=500, seed=1)
+    assert again == up
+    with pytest.raises(ValueError, match='same non-zero number'):
+        ra.paired_bootstrap(h_base, h_base[:2])
+
+
+def test_mean_sd_and_table(ra):
+    assert ra.mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert ra.mean_sd([5.0]) == (5.0, 0.0)
+    summary_row = {m: dict(mean=1.0, sd=0.5) for m in ra.METRIC_KEYS}
+    ci = {
+        m: dict(diff=-1.0, low=-2.0, high=0.5, p_le0=0.9)
+        for m in ra.METRIC_KEYS
+    }
+    table = ra.format_markdown(
+        dict(
+            seeds=[0, 1, 2],
+            bootstrap_samples=100,
+            notes=['switch-offs skipped'],
+            rows=[
+                dict(name='full', summary=summary_row),
+                dict(name='w/o X', summary=summary_row, vs_full=ci)
+            ]))
+    assert '| full | 1.00 +- 0.50' in table
+    assert '-1.00 [-2.00, +0.50]' in table
+    assert 'Note: switch-offs skipped' in table
+
+
+def test_switch_off_is_optional(ra):
+    fn, why = ra.load_switch_off()
+    assert (fn is None) != (why is None)
+    assert fn is None or callable(fn)
+    assert set(ra.SWITCH_OFFS['osdpm']) == {'dapn', 'osfcm'}
+    assert set(ra.SWITCH_OFFS['ssjdn']) == {'bsd_clues', 'suppression'}
+
+
+@pytest.fixture(scope='module')
+def tiny_assets(tmp_path_factory):
+    from rsitr_mm.datasets.synthetic import generate_testbed
+    from rsitr_mm.models.utils import make_tiny_clip_dir
+    root = tmp_path_factory.mktemp('testbed')
+    data = generate_testbed(
+        str(root), image_size=64, target_split=(8, 2, 4), pretrain_images=2)
+    clip = make_tiny_clip_dir(str(root / 'clip'), layers=4)
+    return osp.join(data, 'target'), clip
+
+
+@pytest.mark.parametrize('method', ['osdpm', 'ssjdn'])
+def test_every_variant_config_builds_and_steps(ra, tiny_assets, method,
+                                               tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    from mmpretrain.structures import DataSample
+
+    import rsitr_mm  # noqa: F401
+    target, clip = tiny_assets
+    for key, _, config in ra.VARIANTS[method]:
+        cfg = ra.build_config(
+            config,
+            target,
+            clip,
+            seed=0,
+            epochs=2,
+            work_dir=str(tmp_path / key))
+        assert cfg.train_cfg.max_epochs == 2 and cfg.val_cfg is None
+        assert cfg.param_scheduler[-1]['end'] == 2 * cfg.iters_per_epoch
+        assert cfg.model.image_encoder.pretrained == clip
+        m = cfg.model.to_dict()
+        # the tiny CLIP is 32 wide (the testbed start is 128 wide)
+        m['embed_dim'] = 32
+        if m.get('image_neck'):
+            neck = m['image_neck']
+            neck['in_channels'] = ([32] * 3 if isinstance(
+                neck['in_channels'], list) else 32)
+            neck.update(
+                {k: 32
+                 for k in ('embed_dim', 'out_channels') if k in neck})
+        if m.get('image_in_channels'):
+            m['image_in_channels'] = 32
+        for head in m.get('heads') or []:
+            head.update(
+                {k: 32
+                 for k in ('in_channels', 'embed_dim') if k in head})
+            if 'semantic_dim' in head:
+                head['semantic_dim'] = 8
+        init_default_scope('mmpretrain')
+        model = MODELS.build(m)
+        samples = []
+        for i in range(4):
+            s = DataSample().set_gt_label(i % 2)
+            s.set_field(f'two red ships left of a road {i}', 'text')
+            s.set_field(i, 'image_id')
+            samples.append(s)
+        data = model.data_preprocessor(
+            dict(
+                inputs=torch.randint(
+                    0, 255, (4, 3, 32, 32), dtype=torch.uint8),
+                data_samples=samples), True)
+        losses = model(**data, mode='loss')
+        assert torch.isfinite(sum(losses.values())), key
