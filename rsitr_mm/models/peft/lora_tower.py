@@ -70,13 +70,15 @@ class LoRATower(LoRAModel):
             ``['visual_projection.weight']``. Defaults to none.
     """
 
-    def __init__(self,
-                 module: dict,
-                 alpha: float = 1,
-                 rank: int = 0,
-                 drop_rate: float = 0.,
-                 targets: Sequence[dict] = (),
-                 extra_trainable: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        module: dict,
+        alpha: float = 1,
+        rank: int = 0,
+        drop_rate: float = 0.,
+        targets: Sequence[dict] = (),
+        extra_trainable: Sequence[str] = ()
+    ) -> None:
         where = f'LoRATower(module={module.get("type", module)!r})' \
             if isinstance(module, dict) else 'LoRATower'
         targets = list(targets or [])
@@ -122,8 +124,8 @@ class LoRATower(LoRAModel):
         """
         self._register_load_state_dict_pre_hook(self._map_unwrapped_keys)
 
-    def _map_unwrapped_keys(self, state_dict: dict, prefix: str, *args
-                            ) -> None:
+    def _map_unwrapped_keys(self, state_dict: dict, prefix: str,
+                            *args) -> None:
         """Accept a checkpoint of the tower without LoRA.
 
         Its keys ``<prefix><name>`` become ``<prefix>module.<name>``, and
@@ -131,8 +133,10 @@ class LoRATower(LoRAModel):
         bias>``. Keys already in the wrapped layout are left alone.
         """
         inner = prefix + 'module.'
-        plain = [k for k in state_dict
-                 if k.startswith(prefix) and not k.startswith(inner)]
+        plain = [
+            k for k in state_dict
+            if k.startswith(prefix) and not k.startswith(inner)
+        ]
         if not plain:
             return
         layers = set(getattr(self, 'lora_layers', []))

@@ -15,8 +15,8 @@ from rsitr_mm.models.backbones import CLIPTextEncoder, CLIPVisionBackbone
 from rsitr_mm.models.peft import LoRATower
 from rsitr_mm.models.utils import make_tiny_clip_dir
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 QV = [dict(type='q_proj'), dict(type='v_proj')]
 
 
@@ -24,8 +24,12 @@ QV = [dict(type='q_proj'), dict(type='v_proj')]
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp('peft')
     ann = generate_synthetic_dataset(
-        str(root / 'synth'), num_images=8, image_size=32, seed=0,
-        split=(4, 2, 2), progress=False)
+        str(root / 'synth'),
+        num_images=8,
+        image_size=32,
+        seed=0,
+        split=(4, 2, 2),
+        progress=False)
     return dict(clip_dir=make_tiny_clip_dir(str(root / 'clip')), ann=ann)
 
 
@@ -38,8 +42,8 @@ def _osdpm_lora(assets):
         assert m[key]['type'] == 'LoRATower'
         m[key]['module']['pretrained'] = assets['clip_dir']
     m['image_neck'].update(in_channels=32, embed_dim=32)
-    m['heads'][0].update(embed_dim=32, ann_file=assets['ann'],
-                         priors_file=None)
+    m['heads'][0].update(
+        embed_dim=32, ann_file=assets['ann'], priors_file=None)
     m['embed_dim'] = 32
     m['image_encoder']['drop_rate'] = 0.0  # deterministic outputs
     m['text_encoder']['drop_rate'] = 0.0
@@ -64,17 +68,20 @@ def test_lora_starts_as_identity(assets):
     images = torch.randn(2, 3, 32, 32)
     plain = CLIPVisionBackbone(pretrained=d, out_indices=(0, -1)).eval()
     lora = LoRATower(
-        module=dict(type='CLIPVisionBackbone', pretrained=d,
-                    out_indices=(0, -1)),
-        alpha=16, rank=4, targets=QV + [dict(type='fc1')]).eval()
+        module=dict(
+            type='CLIPVisionBackbone', pretrained=d, out_indices=(0, -1)),
+        alpha=16,
+        rank=4,
+        targets=QV + [dict(type='fc1')]).eval()
     assert len(lora.lora_layers) == 6  # 2 layers x (q, v, fc1)
     with torch.no_grad():
         for a, b in zip(plain(images), lora(images)):
             assert torch.equal(a, b)
     texts = ['two tanks near a road', 'a bridge']
     plain_t = CLIPTextEncoder(pretrained=d).eval()
-    lora_t = LoRATower(module=dict(type='CLIPTextEncoder', pretrained=d),
-                       rank=2, targets=QV).eval()
+    lora_t = LoRATower(
+        module=dict(type='CLIPTextEncoder', pretrained=d), rank=2,
+        targets=QV).eval()
     with torch.no_grad():
         assert torch.equal(plain_t(texts), lora_t(texts))
     # what the retriever reads from an encoder is forwarded to the tower
@@ -150,8 +157,10 @@ def test_checkpoint_without_lora_loads_into_wrapped_tower(assets):
     with torch.no_grad():
         for p in plain.parameters():
             p.add_(1.0)  # differs from the directory's weights
-    lora = LoRATower(module=dict(type='CLIPVisionBackbone', pretrained=d),
-                     rank=2, targets=QV)
+    lora = LoRATower(
+        module=dict(type='CLIPVisionBackbone', pretrained=d),
+        rank=2,
+        targets=QV)
     result = lora.load_state_dict(plain.state_dict(), strict=False)
     assert not result.unexpected_keys
     assert result.missing_keys and all('.lora_' in k
@@ -167,8 +176,11 @@ def test_checkpoint_without_lora_loads_into_wrapped_tower(assets):
 def test_extra_trainable_and_bad_arguments(assets):
     d = assets['clip_dir']
     module = dict(type='CLIPVisionBackbone', pretrained=d)
-    lora = LoRATower(module=module, rank=2, targets=QV,
-                     extra_trainable=['visual_projection.weight'])
+    lora = LoRATower(
+        module=module,
+        rank=2,
+        targets=QV,
+        extra_trainable=['visual_projection.weight'])
     names = [n for n, p in lora.named_parameters() if p.requires_grad]
     assert 'module.model.visual_projection.weight' in names
     assert all('.lora_' in n or 'visual_projection' in n for n in names)
@@ -179,5 +191,5 @@ def test_extra_trainable_and_bad_arguments(assets):
     with pytest.raises(ValueError, match='No lora layer'):
         LoRATower(module=module, rank=2, targets=[dict(type='qkv')])
     with pytest.raises(ValueError, match='extra_trainable.*no_such'):
-        LoRATower(module=module, rank=2, targets=QV,
-                  extra_trainable=['no_such'])
+        LoRATower(
+            module=module, rank=2, targets=QV, extra_trainable=['no_such'])

@@ -13,8 +13,8 @@ import torch
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 from rsitr_mm.models.utils import make_tiny_clip_dir
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 CONFIG = """
 _base_ = [r'{repo}/configs/demo_osdpm_synthetic.py']
@@ -51,10 +51,10 @@ default_hooks = dict(logger=dict(interval=1))
 
 def _run(args, cwd):
     # import rsitr_mm from this checkout, whatever copy is installed
-    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONUNBUFFERED='1',
-               PYTHONPATH=REPO)
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = dict(
+        os.environ, HF_HUB_OFFLINE='1', PYTHONUNBUFFERED='1', PYTHONPATH=REPO)
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     return out
@@ -65,23 +65,26 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('peft_cli')
     data_root = str(root / 'data')
     generate_synthetic_dataset(
-        data_root, num_images=24, image_size=32, seed=1,
-        split=(16, 4, 4), progress=False)
+        data_root,
+        num_images=24,
+        image_size=32,
+        seed=1,
+        split=(16, 4, 4),
+        progress=False)
     clip_dir = make_tiny_clip_dir(str(root / 'clip'))
     cfg = root / 'osdpm_lora_tiny.py'
-    cfg.write_text(CONFIG.format(repo=REPO, data_root=data_root,
-                                 clip_dir=clip_dir))
+    cfg.write_text(
+        CONFIG.format(repo=REPO, data_root=data_root, clip_dir=clip_dir))
     return root, str(cfg), clip_dir
 
 
 def test_train_then_test_with_lora(setup):
     root, cfg, clip_dir = setup
     work = str(root / 'work')
-    _run([sys.executable, f'{REPO}/tools/train.py', cfg, '--work-dir',
-          work], cwd=str(root))
+    _run([sys.executable, f'{REPO}/tools/train.py', cfg, '--work-dir', work],
+         cwd=str(root))
     ckpt = osp.join(work, 'epoch_1.pth')
-    sd = torch.load(ckpt, map_location='cpu', weights_only=False)[
-        'state_dict']
+    sd = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
 
     # the adapters learnt (B starts at 0) ...
     ups = [k for k in sd if '.lora_up.' in k]
@@ -99,6 +102,9 @@ def test_train_then_test_with_lora(setup):
     k = 'text_model.encoder.layers.1.mlp.fc1.weight'
     assert torch.equal(sd['text_encoder.module.model.' + k], ref[k])
 
-    out = _run([sys.executable, f'{REPO}/tools/test.py', cfg, ckpt,
-                '--work-dir', str(root / 'test')], cwd=str(root))
+    out = _run([
+        sys.executable, f'{REPO}/tools/test.py', cfg, ckpt, '--work-dir',
+        str(root / 'test')
+    ],
+               cwd=str(root))
     assert '| i2t_R@1 | i2t_R@5 |' in out
