@@ -52,19 +52,31 @@ ARCHS = {
     'ViT-B/32':
     dict(
         vision_config=dict(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-            num_attention_heads=12, patch_size=32, image_size=224),
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            patch_size=32,
+            image_size=224),
         text_config=dict(
-            hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
+            hidden_size=512,
+            intermediate_size=2048,
+            num_hidden_layers=12,
             num_attention_heads=8),
         projection_dim=512),
     'ViT-L/14':
     dict(
         vision_config=dict(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
-            num_attention_heads=16, patch_size=14, image_size=224),
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            patch_size=14,
+            image_size=224),
         text_config=dict(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
             num_attention_heads=12),
         projection_dim=768),
 }
@@ -136,8 +148,7 @@ def child(args) -> None:
                 data_prefix=dict(img_path='images'),
                 split='train',
                 pipeline=cfg.train_pipeline))
-        batch = default_collate(
-            [dataset[i] for i in range(args.batch_size)])
+        batch = default_collate([dataset[i] for i in range(args.batch_size)])
         model.train()
         model.train_step(batch, optim_wrapper)  # warm-up: AdamW state
         with open('/proc/self/clear_refs', 'w') as f:
@@ -150,18 +161,18 @@ def child(args) -> None:
     print('RESULT ' + json.dumps(out), flush=True)
 
 
-def _spawn(config: str, arch: str, assets: dict, args,
-           measure: bool) -> dict:
+def _spawn(config: str, arch: str, assets: dict, args, measure: bool) -> dict:
     cmd = [
-        sys.executable, osp.abspath(__file__), '--child', config, '--arch',
-        arch, '--assets', json.dumps(assets), '--batch-size',
-        str(args.batch_size), '--steps', str(args.steps), '--threads',
+        sys.executable,
+        osp.abspath(__file__), '--child', config, '--arch', arch, '--assets',
+        json.dumps(assets), '--batch-size',
+        str(args.batch_size), '--steps',
+        str(args.steps), '--threads',
         str(args.threads)
     ] + (['--measure'] if measure else [])
     env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines()
-             if ln.startswith('RESULT ')]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
     if proc.returncode or not lines:
         raise RuntimeError(f'{config} ({arch}) failed:\n' +
                            (proc.stdout + proc.stderr)[-3000:])
@@ -179,8 +190,11 @@ def main(args) -> None:
         write_clip_tokenizer_files
     tmp = tempfile.mkdtemp(prefix='peft_memory_')
     ann = generate_synthetic_dataset(
-        osp.join(tmp, 'data'), num_images=max(16, 2 * args.batch_size) + 2,
-        image_size=256, seed=0, split=(max(16, 2 * args.batch_size), 1, 1),
+        osp.join(tmp, 'data'),
+        num_images=max(16, 2 * args.batch_size) + 2,
+        image_size=256,
+        seed=0,
+        split=(max(16, 2 * args.batch_size), 1, 1),
         progress=False)
     assets = dict(
         ann=ann, tokenizer=write_clip_tokenizer_files(osp.join(tmp, 'tok')))
@@ -191,13 +205,12 @@ def main(args) -> None:
         for config in configs:
             runs[config].append(
                 _spawn(config, 'ViT-B/32', assets, args, measure=True))
-            print(f'round {r}: {config} {runs[config][-1]}',
-                  file=sys.stderr)
+            print(f'round {r}: {config} {runs[config][-1]}', file=sys.stderr)
     counts = {('ViT-B/32', c): runs[c][0] for c in configs}
     for arch in args.count_archs:  # built, not trained
         for config in configs:
-            counts[(arch, config)] = _spawn(config, arch, assets, args,
-                                            measure=False)
+            counts[(arch, config)] = _spawn(
+                config, arch, assets, args, measure=False)
             print(f'counted {arch} {config}', file=sys.stderr)
 
     print('\n### Trainable parameters\n')
@@ -216,9 +229,12 @@ def main(args) -> None:
         model = statistics.median(r['model_mib'] for r in runs[config])
         peak = statistics.median(r['peak_step_mib'] for r in runs[config])
         summary[config] = dict(
-            model_mib=model, peak_step_mib=peak,
-            runs=[{k: r[k] for k in ('model_mib', 'peak_step_mib', 'loss')}
-                  for r in runs[config]])
+            model_mib=model,
+            peak_step_mib=peak,
+            runs=[{
+                k: r[k]
+                for k in ('model_mib', 'peak_step_mib', 'loss')
+            } for r in runs[config]])
         print(f'| {config} | {model:.0f} | {peak:.0f} |')
     if args.out:
         with open(args.out, 'w') as f:
@@ -230,21 +246,31 @@ def main(args) -> None:
                     steps=args.steps,
                     repeats=args.repeats,
                     image_shape=runs[configs[0]][0]['image_shape']),
-                f, indent=1)
+                f,
+                indent=1)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--steps', type=int, default=1,
-                   help='measured steps per run (after one warm-up step)')
-    p.add_argument('--repeats', type=int, default=2,
-                   help='interleaved rounds of memory runs')
+    p.add_argument(
+        '--steps',
+        type=int,
+        default=1,
+        help='measured steps per run (after one warm-up step)')
+    p.add_argument(
+        '--repeats',
+        type=int,
+        default=2,
+        help='interleaved rounds of memory runs')
     p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--count-archs', nargs='*', default=['ViT-L/14'],
-                   choices=list(ARCHS),
-                   help='more architectures to count (ViT-B/32 is counted '
-                   'by the memory runs)')
+    p.add_argument(
+        '--count-archs',
+        nargs='*',
+        default=['ViT-L/14'],
+        choices=list(ARCHS),
+        help='more architectures to count (ViT-B/32 is counted '
+        'by the memory runs)')
     p.add_argument('--out', help='also write the figures to this json')
     # internal: one run in a subprocess
     p.add_argument('--child', help=argparse.SUPPRESS)
