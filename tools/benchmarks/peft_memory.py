@@ -8,7 +8,7 @@ replaced by RANDOM ones of the same architecture (``config=`` instead of
 only): ViT-B/32 (OpenAI's ``clip-vit-base-patch32`` shapes) and, for the
 counts, ViT-L/14 (``clip-vit-large-patch14`` shapes). The OSFCM head's
 vocabulary is mined from a small generated caption file, so its size
-(a few thousand parameters) differs from RSITMD's.
+(K x D prototypes, K <= top_k) may differ from RSITMD's.
 
 Memory: every measured run is a fresh subprocess (runs alternate between
 the configs, ``--repeats`` rounds). In it the model and its optimizer
