@@ -51,10 +51,15 @@ def test_every_config_is_covered():
         assert required in names
 
 
+def _tower(enc):
+    """The tower config, inside a PEFT wrapper (``LoRATower``) if any."""
+    return enc['module'] if enc and 'module' in enc else enc
+
+
 def _localise(model_cfg, assets):
     """Swap every pretrained / data-dependent path for a test asset."""
     for key in ('image_encoder', 'text_encoder'):
-        enc = model_cfg.get(key)
+        enc = _tower(model_cfg.get(key))
         if enc is None:
             continue
         if enc.get('type') in ('CLIPVisionBackbone', 'CLIPTextEncoder'):
@@ -67,9 +72,9 @@ def _localise(model_cfg, assets):
             enc['word_dim'] = 16
         if enc.get('type') == 'ResNet':
             enc['init_cfg'] = None
-    if model_cfg['image_encoder'].get('type') == 'CLIPVisionBackbone':
+    if _tower(model_cfg['image_encoder']).get('type') == 'CLIPVisionBackbone':
         # the tiny CLIP has 2 layers of width 32 and projects to 32-d
-        enc = model_cfg['image_encoder']
+        enc = _tower(model_cfg['image_encoder'])
         enc['out_indices'] = tuple(
             min(i, 1) if i >= 0 else i for i in enc.get('out_indices', ()))
         neck = model_cfg.get('image_neck')
@@ -103,7 +108,7 @@ def test_config_builds_and_trains_one_step(path, assets):
     assert cfg.test_cfg.type == 'RSRetrievalTestLoop'
     init_default_scope('mmpretrain')
     model = MODELS.build(_localise(cfg.model.to_dict(), assets))
-    clip_based = cfg.model.image_encoder.type == 'CLIPVisionBackbone'
+    clip_based = _tower(cfg.model.image_encoder).type == 'CLIPVisionBackbone'
     size = 32 if clip_based else 64
     torch.manual_seed(0)
     b = 4
