@@ -38,5 +38,9 @@ model = dict(
             semantic='label',
             loss_weight=0.5),
     ])
+# BSD reads the patch grids only: the CLIP tower's ``visual_projection``
+# (applied to the pooled CLS token, which nothing here consumes) gets no
+# gradient, so DDP must look for unused parameters (a graph traversal per
+# step). The retriever and the losses have none (docs/distributed.md).
 find_unused_parameters = True
 train_dataloader = dict(batch_size=128)
