@@ -7,6 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from rsitr_mm.engine.hooks import amp_counterpart
 from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
                                     finish_cpu_distributed,
                                     set_dataloader_defaults, setup_launcher)
@@ -24,7 +25,10 @@ def parse_args() -> argparse.Namespace:
         help='resume from this checkpoint, or (no value) from the latest '
         'checkpoint in the work dir')
     parser.add_argument(
-        '--amp', action='store_true', help='mixed-precision training')
+        '--amp',
+        action='store_true',
+        help='mixed-precision training (NaNSafeOptimWrapper becomes '
+        'NaNSafeAmpOptimWrapper, OptimWrapper becomes AmpOptimWrapper)')
     parser.add_argument(
         '--no-validate', action='store_true', help='skip validation')
     parser.add_argument(
@@ -61,7 +65,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.val_evaluator = None
     default_work_dir(cfg, args.config, args.work_dir)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # keep the configured behaviour: NaNSafeOptimWrapper ->
+        # NaNSafeAmpOptimWrapper (NaN skip kept), OptimWrapper ->
+        # AmpOptimWrapper
+        cfg.optim_wrapper.type = amp_counterpart(
+            cfg.optim_wrapper.get('type', 'OptimWrapper'))
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
         cfg.resume = True
