@@ -44,3 +44,6 @@ model = dict(
 # step). The retriever and the losses have none (docs/distributed.md).
 find_unused_parameters = True
 train_dataloader = dict(batch_size=128)
+# batch_size is per process; InfoNCE gathers every process's rows, so N GPUs
+# contrast N x 128 pairs per step. --auto-scale-lr scales lr by
+# N x batch_size / 128 (docs/distributed.md).

@@ -8,8 +8,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from rsitr_mm.engine.hooks import amp_counterpart
-from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
-                                    finish_cpu_distributed,
+from rsitr_mm.engine.launch import (apply_tf32, default_work_dir,
+                                    ensure_local_rank, finish_distributed,
                                     set_dataloader_defaults, setup_launcher)
 
 
@@ -84,6 +84,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     set_dataloader_defaults(cfg, not args.no_pin_memory,
                             not args.no_persistent_workers)
     setup_launcher(cfg, args.launcher)
+    apply_tf32(cfg)
     return cfg
 
 
@@ -93,7 +94,7 @@ def main() -> None:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()
-    finish_cpu_distributed()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -169,6 +169,12 @@ class DualEncoderRetriever(BaseModel):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # host->device copies of the batch without blocking the host (the
+        # train loaders pin memory on CUDA); mmpretrain's multimodal
+        # preprocessor has no argument for it, mmengine's base class reads
+        # this attribute
+        if hasattr(self.data_preprocessor, '_non_blocking'):
+            self.data_preprocessor._non_blocking = True
 
         self.image_encoder = _build(image_encoder)
         self.image_neck = _build(image_neck)
