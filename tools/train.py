@@ -64,13 +64,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.val_dataloader = None
         cfg.val_evaluator = None
     default_work_dir(cfg, args.config, args.work_dir)
-    if args.amp:
-        # keep the configured behaviour: NaNSafeOptimWrapper ->
-        # NaNSafeAmpOptimWrapper (NaN skip kept), OptimWrapper ->
-        # AmpOptimWrapper
-        cfg.optim_wrapper.type = amp_counterpart(
-            cfg.optim_wrapper.get('type', 'OptimWrapper'))
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -81,6 +74,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.amp:
+        # after --cfg-options, so the final type is mapped; keep its
+        # behaviour: NaNSafeOptimWrapper ->
+        # NaNSafeAmpOptimWrapper (NaN skip kept), OptimWrapper ->
+        # AmpOptimWrapper
+        cfg.optim_wrapper.type = amp_counterpart(
+            cfg.optim_wrapper.get('type', 'OptimWrapper'))
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     set_dataloader_defaults(cfg, not args.no_pin_memory,
                             not args.no_persistent_workers)
     setup_launcher(cfg, args.launcher)
