@@ -197,3 +197,4 @@ def test_single_process_targets_need_no_sync(tmp_path):
     with counting() as c:
         model(**data, mode='loss')
     assert c.get('sync', 0) == 0 and c.get('collective', 0) == 0, dict(c)
+
