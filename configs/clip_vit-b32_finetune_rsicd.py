@@ -12,3 +12,6 @@ _base_ = [
     './_base_/default_runtime.py',
 ]
 train_dataloader = dict(batch_size=128)
+# batch_size is per process; InfoNCE gathers every process's rows, so N GPUs
+# contrast N x 128 pairs per step. --auto-scale-lr scales lr by
+# N x batch_size / 128 (docs/distributed.md).

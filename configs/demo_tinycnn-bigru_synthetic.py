@@ -42,4 +42,8 @@ val_cfg = dict(type='RSRetrievalValLoop')
 test_cfg = dict(type='RSRetrievalTestLoop')
 
 default_hooks = dict(logger=dict(type='LoggerHook', interval=10))
+# batch_size (64) is per process; --auto-scale-lr scales lr by
+# N x batch_size / 64
+auto_scale_lr = dict(base_batch_size=64, enable=False)
+env_cfg = dict(cudnn_benchmark=True)  # CNN on fixed-size images
 randomness = dict(seed=0, deterministic=False)

@@ -26,3 +26,6 @@ model = dict(heads=[
         text_weight=0.5),
 ])
 train_dataloader = dict(batch_size=128)
+# batch_size is per process; InfoNCE gathers every process's rows, so N GPUs
+# contrast N x 128 pairs per step. --auto-scale-lr scales lr by
+# N x batch_size / 128 (docs/distributed.md).

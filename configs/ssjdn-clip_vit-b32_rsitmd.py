@@ -38,5 +38,12 @@ model = dict(
             semantic='label',
             loss_weight=0.5),
     ])
+# BSD reads the patch grids only: the CLIP tower's ``visual_projection``
+# (applied to the pooled CLS token, which nothing here consumes) gets no
+# gradient, so DDP must look for unused parameters (a graph traversal per
+# step). The retriever and the losses have none (docs/distributed.md).
 find_unused_parameters = True
 train_dataloader = dict(batch_size=128)
+# batch_size is per process; InfoNCE gathers every process's rows, so N GPUs
+# contrast N x 128 pairs per step. --auto-scale-lr scales lr by
+# N x batch_size / 128 (docs/distributed.md).

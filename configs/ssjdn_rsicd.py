@@ -27,3 +27,7 @@ model = dict(
 )
 
 train_dataloader = dict(batch_size=100)
+# batch_size is per process: N GPUs train on N x 100 pairs per step, each GPU
+# mining hardest negatives (STL) in its own 100. --auto-scale-lr scales lr
+# by N x batch_size / 100 (docs/distributed.md).
+env_cfg = dict(cudnn_benchmark=True)  # CNN on fixed-size crops

@@ -41,3 +41,9 @@ model = dict(
         to_rgb=True),
 )
 train_dataloader = dict(batch_size=100)
+# batch_size is per process: N GPUs train on N x 100 pairs per step, each GPU
+# mining hardest negatives in its own 100. The 1-GPU recipe on N GPUs:
+#   --cfg-options train_dataloader.batch_size=<100/N>
+#   model.losses.0.gather_negatives=True
+# --auto-scale-lr scales lr by N x batch_size / 100 (docs/distributed.md).
+env_cfg = dict(cudnn_benchmark=True)  # CNN on fixed-size crops

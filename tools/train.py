@@ -8,8 +8,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from rsitr_mm.engine.data_root import merge_cfg_options
-from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
-                                    finish_cpu_distributed,
+from rsitr_mm.engine.hooks import amp_counterpart
+from rsitr_mm.engine.launch import (apply_tf32, default_work_dir,
+                                    ensure_local_rank, finish_distributed,
                                     set_dataloader_defaults, setup_launcher)
 from rsitr_mm.engine.preflight import run_preflight
 
@@ -26,7 +27,10 @@ def parse_args() -> argparse.Namespace:
         help='resume from this checkpoint, or (no value) from the latest '
         'checkpoint in the work dir')
     parser.add_argument(
-        '--amp', action='store_true', help='mixed-precision training')
+        '--amp',
+        action='store_true',
+        help='mixed-precision training (NaNSafeOptimWrapper becomes '
+        'NaNSafeAmpOptimWrapper, OptimWrapper becomes AmpOptimWrapper)')
     parser.add_argument(
         '--no-validate', action='store_true', help='skip validation')
     parser.add_argument(
@@ -62,9 +66,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.val_dataloader = None
         cfg.val_evaluator = None
     default_work_dir(cfg, args.config, args.work_dir)
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -74,9 +75,18 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     merge_cfg_options(cfg, args.cfg_options)  # data_root=DIR moves a dataset
+    if args.amp:
+        # after --cfg-options, so the final type is mapped; keep its
+        # behaviour: NaNSafeOptimWrapper ->
+        # NaNSafeAmpOptimWrapper (NaN skip kept), OptimWrapper ->
+        # AmpOptimWrapper
+        cfg.optim_wrapper.type = amp_counterpart(
+            cfg.optim_wrapper.get('type', 'OptimWrapper'))
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     set_dataloader_defaults(cfg, not args.no_pin_memory,
                             not args.no_persistent_workers)
     setup_launcher(cfg, args.launcher)
+    apply_tf32(cfg)
     return cfg
 
 
@@ -87,7 +97,7 @@ def main() -> None:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()
-    finish_cpu_distributed()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -26,7 +26,13 @@ custom_hooks = [
 ]
 
 env_cfg = dict(
+    # True in the CNN configs (fixed input size): cuDNN picks the fastest
+    # convolution algorithms once
     cudnn_benchmark=False,
+    # TF32 on Ampere+ GPUs for matmuls and convolutions (tools/train.py):
+    # None keeps PyTorch's defaults (matmul off, cuDNN conv on); True/False
+    # sets both, e.g. --cfg-options env_cfg.allow_tf32=True
+    allow_tf32=None,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )

@@ -2,4 +2,3 @@
 # label head). STL keeps its label-aware margins.
 _base_ = ['../ssjdn_rsitmd.py']
 model = dict(heads=[])
-find_unused_parameters = False

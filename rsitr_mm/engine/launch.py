@@ -8,6 +8,50 @@ from typing import Dict, Optional
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+
+def cpus_per_process() -> int:
+    """CPU cores this process may use: its affinity / local processes.
+
+    ``LOCAL_WORLD_SIZE`` (set by ``torchrun``) processes share the node.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    local = max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1')))
+    return max(1, cores // local)
+
+
+def resolve_num_workers(num_workers, field: str = 'dataloader') -> int:
+    """Size ``num_workers`` to the machine.
+
+    ``'auto'`` becomes ``min(8, cpus_per_process() - 1)`` (one core stays
+    with the training process); an int above :func:`cpus_per_process` is
+    capped to it (more workers than cores only adds contention), with a
+    log line.
+
+    Args:
+        num_workers (int | str): the configured value.
+        field (str): config key, for messages.
+
+    Returns:
+        int: the number of workers to use.
+    """
+    cpus = cpus_per_process()
+    if num_workers == 'auto':
+        return max(0, min(8, cpus - 1))
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f'{field}.num_workers must be a non-negative int or '
+                         f"'auto', got {num_workers!r}")
+    if num_workers > cpus:
+        print_log(
+            f'{field}.num_workers={num_workers} capped to {cpus} (CPU cores '
+            'available to this process)',
+            logger='current')
+        return cpus
+    return num_workers
 
 
 def set_dataloader_defaults(cfg: Config,
@@ -17,8 +61,11 @@ def set_dataloader_defaults(cfg: Config,
 
     ``collate_fn=default_collate`` is always set when missing (mmengine's
     ``pseudo_collate`` silently builds a (C, B, H, W) batch with mmpretrain's
-    data preprocessor). ``persistent_workers`` is only set when the loader
-    has workers.
+    data preprocessor). ``num_workers`` is sized to the machine
+    (:func:`resolve_num_workers`; ``'auto'`` allowed). ``pin_memory`` is on
+    with CUDA (the retriever's data preprocessor copies with
+    ``non_blocking=True``). ``persistent_workers`` is only set when the
+    loader has workers.
     """
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(field, None)
@@ -27,10 +74,32 @@ def set_dataloader_defaults(cfg: Config,
         merged = ConfigDict(
             pin_memory=pin_memory and torch.cuda.is_available(),
             collate_fn=dict(type='default_collate'))
-        if loader.get('num_workers', 0) > 0:
+        loader = deepcopy(loader)
+        loader['num_workers'] = resolve_num_workers(
+            loader.get('num_workers', 0), field)
+        if loader['num_workers'] > 0:
             merged.persistent_workers = persistent_workers
-        merged.update(deepcopy(loader))
+        merged.update(loader)
         cfg[field] = merged
+
+
+def apply_tf32(cfg: Config) -> None:
+    """Apply ``env_cfg.allow_tf32`` (TF32 matmuls and convolutions on GPU).
+
+    ``None`` (default) keeps PyTorch's defaults: TF32 off for matmuls, on
+    for cuDNN convolutions. ``True``/``False`` sets both
+    ``torch.backends.cuda.matmul.allow_tf32`` and
+    ``torch.backends.cudnn.allow_tf32``. Switch it from the command line
+    with ``--cfg-options env_cfg.allow_tf32=True``. No effect on the CPU.
+    """
+    allow = (cfg.get('env_cfg', None) or {}).get('allow_tf32', None)
+    if allow is None:
+        return
+    if not isinstance(allow, bool):
+        raise ValueError('env_cfg.allow_tf32 must be True, False or None, '
+                         f'got {allow!r}')
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    torch.backends.cudnn.allow_tf32 = allow
 
 
 def setup_launcher(cfg: Config, launcher: str) -> None:
@@ -90,20 +159,26 @@ def format_retrieval_table(metrics: Dict[str, float]) -> str:
     return '\n'.join([head, sep, row])
 
 
-def finish_cpu_distributed() -> None:
-    """End a CPU (gloo) multi-process run cleanly.
+def finish_distributed() -> None:
+    """End a multi-process run cleanly (nccl and gloo).
 
-    Seen here (torch 2.14, gloo, 2 processes): in about 1 run in 6 a rank
-    aborted at interpreter shutdown with "terminate called without an
-    active exception" after all work was done (a gloo thread still joinable
-    while the process group is torn down), which makes torchrun report a
-    failure. So once every rank has finished (barrier), we destroy the
-    process group, flush logs and output, and leave with ``os._exit(0)``,
-    skipping the teardown that aborts. Does nothing without a gloo process
-    group (single process, or nccl on GPUs).
+    nccl (GPUs): every rank reaches a barrier and destroys the process
+    group, as PyTorch asks of every run (otherwise it warns at exit and may
+    leak NCCL resources). Without a process group: nothing.
+
+    gloo (CPU): seen here (torch 2.14, gloo, 2 processes): in about 1 run
+    in 6 a rank aborted at interpreter shutdown with "terminate called
+    without an active exception" after all work was done (a gloo thread
+    still joinable while the process group is torn down), which makes
+    torchrun report a failure. So once every rank has finished (barrier),
+    we destroy the process group, flush logs and output, and leave with
+    ``os._exit(0)``, skipping the teardown that aborts.
     """
-    if not torch_dist.is_initialized() or \
-            torch_dist.get_backend() != 'gloo':
+    if not torch_dist.is_initialized():
+        return
+    if torch_dist.get_backend() != 'gloo':
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
         return
     import logging
     import sys
@@ -113,3 +188,7 @@ def finish_cpu_distributed() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+#: former name, kept for scripts that import it
+finish_cpu_distributed = finish_distributed

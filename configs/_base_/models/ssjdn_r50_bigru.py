@@ -65,5 +65,3 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         to_rgb=True),
 )
-# some heads skip unlabelled batches
-find_unused_parameters = True

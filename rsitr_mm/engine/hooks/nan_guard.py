@@ -13,6 +13,10 @@ Two pieces, because of where mmengine runs them:
   unchanged across the bad iteration. ``NaNGuardHook(action='skip')``
   requires it (or mmengine's ``AmpOptimWrapper``, whose gradient scaler
   already skips steps with non-finite gradients) and counts the skips.
+* :class:`NaNSafeAmpOptimWrapper` is the mixed-precision version (the
+  loss is checked before the scaled backward, so the ``GradScaler`` scale
+  is not halved by a NaN loss); ``tools/train.py --amp`` picks it for a
+  config using ``NaNSafeOptimWrapper`` (:func:`amp_counterpart`).
 
 Config::
 
@@ -20,10 +24,13 @@ Config::
     custom_hooks = [dict(type='NaNGuardHook', action='skip')]
 """
 import logging
-from typing import Dict, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine import dist
+from mmengine.device import (is_cuda_available, is_mlu_available,
+                             is_musa_available, is_npu_available)
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
@@ -65,32 +72,20 @@ def _progress() -> str:
     return text + (f' (epoch {ep + 1})' if ep is not None else '')
 
 
-@OPTIM_WRAPPERS.register_module()
-class NaNSafeOptimWrapper(OptimWrapper):
-    """``OptimWrapper`` that skips the update when the loss is not finite.
+class _NaNSafeMixin:
+    """Skip ``backward``/``step`` when the loss is not finite.
 
-    Before ``backward``, the loss is checked; in distributed training the
-    verdict is all-reduced so every rank skips together (a rank skipping
-    ``backward`` alone would dead-lock DDP's gradient all-reduce). On a bad
-    loss no ``backward`` and no ``step`` run, the gradients (including those
-    accumulated by earlier micro-batches of the same accumulation window)
-    are cleared, and a warning names the iteration. Parameter schedulers
-    still advance: the skipped iteration counts as one.
-
-    Args:
-        *args: see :class:`mmengine.optim.OptimWrapper`.
-        **kwargs: see :class:`mmengine.optim.OptimWrapper`.
-
-    Attributes:
-        num_skipped (int): updates skipped so far in this process.
+    Mixed into an optimizer wrapper before the wrapper class, so that its
+    ``update_params`` runs first and calls the wrapper's own
+    ``update_params`` (plain or AMP) only for a finite loss.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.num_skipped = 0
+    num_skipped = 0
 
     @staticmethod
     def _all_finite(loss: torch.Tensor) -> bool:
+        # the one host sync this wrapper adds per step (the verdict must be
+        # on the host to skip the backward)
         ok = torch.isfinite(loss.detach()).all().to(torch.int32).reshape(1)
         if dist.is_distributed():
             dist.all_reduce(ok, op='min')
@@ -100,7 +95,7 @@ class NaNSafeOptimWrapper(OptimWrapper):
                       loss: torch.Tensor,
                       step_kwargs: Optional[Dict] = None,
                       zero_kwargs: Optional[Dict] = None) -> None:
-        """Backward + step as :class:`OptimWrapper`, unless ``loss`` is bad.
+        """Backward + step as the base wrapper, unless ``loss`` is bad.
 
         Args:
             loss (torch.Tensor): the scalar loss to back-propagate.
@@ -115,11 +110,147 @@ class NaNSafeOptimWrapper(OptimWrapper):
         self.zero_grad(**(zero_kwargs or {}))
         self.num_skipped += 1
         print_log(
-            f'NaNSafeOptimWrapper: non-finite loss ({loss.detach().item()}) '
-            f'at {_progress()}: update skipped, gradients cleared '
-            f'({self.num_skipped} skipped so far).',
+            f'{type(self).__name__}: non-finite loss '
+            f'({loss.detach().float().item()}) at {_progress()}: update '
+            f'skipped, gradients cleared ({self.num_skipped} skipped so '
+            'far).',
             logger='current',
             level=logging.WARNING)
+
+
+@OPTIM_WRAPPERS.register_module()
+class NaNSafeOptimWrapper(_NaNSafeMixin, OptimWrapper):
+    """``OptimWrapper`` that skips the update when the loss is not finite.
+
+    Before ``backward``, the loss is checked; in distributed training the
+    verdict is all-reduced so every rank skips together (a rank skipping
+    ``backward`` alone would dead-lock DDP's gradient all-reduce). On a bad
+    loss no ``backward`` and no ``step`` run, the gradients (including those
+    accumulated by earlier micro-batches of the same accumulation window)
+    are cleared, and a warning names the iteration. Parameter schedulers
+    still advance: the skipped iteration counts as one.
+
+    ``tools/train.py --amp`` turns it into :class:`NaNSafeAmpOptimWrapper`.
+
+    Args:
+        *args: see :class:`mmengine.optim.OptimWrapper`.
+        **kwargs: see :class:`mmengine.optim.OptimWrapper`.
+
+    Attributes:
+        num_skipped (int): updates skipped so far in this process.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.num_skipped = 0
+
+
+def _has_accelerator() -> bool:
+    return (is_cuda_available() or is_npu_available()
+            or is_mlu_available() or is_musa_available())
+
+
+@OPTIM_WRAPPERS.register_module()
+class NaNSafeAmpOptimWrapper(_NaNSafeMixin, AmpOptimWrapper):
+    """``AmpOptimWrapper`` that skips the update when the loss is not finite.
+
+    Same skip as :class:`NaNSafeOptimWrapper`, checked before the scaled
+    backward: a NaN/Inf *loss* leaves the parameters, the optimizer state
+    and the ``GradScaler`` scale unchanged (plain ``AmpOptimWrapper`` would
+    back-propagate it, find non-finite gradients, skip the step and halve
+    the scale, so a run of bad batches drives the scale towards zero).
+    Overflowing *gradients* of a finite loss are still handled by the
+    scaler (skip + halve), as in mixed-precision training.
+
+    On a machine without an accelerator (mmengine's ``AmpOptimWrapper``
+    refuses to build there) it runs CPU autocast with
+    ``torch.amp.GradScaler('cpu')``; ``dtype`` may then be ``'float16'`` or
+    ``'bfloat16'`` (default). This is how the tests exercise it.
+
+    Args:
+        loss_scale (str | float | dict): see ``AmpOptimWrapper``.
+        dtype (str | torch.dtype, optional): autocast dtype.
+        use_fsdp (bool): see ``AmpOptimWrapper``.
+        **kwargs: see :class:`mmengine.optim.OptimWrapper`.
+
+    Attributes:
+        num_skipped (int): updates skipped so far in this process.
+    """
+
+    def __init__(self,
+                 loss_scale: Union[str, float, dict] = 'dynamic',
+                 dtype: Union[str, torch.dtype, None] = None,
+                 use_fsdp: bool = False,
+                 **kwargs) -> None:
+        self.num_skipped = 0
+        if _has_accelerator():
+            super().__init__(
+                loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp,
+                **kwargs)
+            return
+        # CPU: the same attributes as AmpOptimWrapper, with a CPU scaler
+        OptimWrapper.__init__(self, **kwargs)
+        self._scale_update_param = None
+        if loss_scale == 'dynamic':
+            self.loss_scaler = torch.amp.GradScaler('cpu')
+        elif isinstance(loss_scale, float):
+            self._scale_update_param = loss_scale
+            self.loss_scaler = torch.amp.GradScaler(
+                'cpu', init_scale=loss_scale)
+        elif isinstance(loss_scale, dict):
+            self.loss_scaler = torch.amp.GradScaler('cpu', **loss_scale)
+        else:
+            raise TypeError('NaNSafeAmpOptimWrapper: loss_scale must be '
+                            '"dynamic", a float or a dict, got '
+                            f'{loss_scale!r}')
+        if isinstance(dtype, str):
+            if dtype not in ('float16', 'bfloat16'):
+                raise ValueError('NaNSafeAmpOptimWrapper: dtype must be '
+                                 "'float16' or 'bfloat16' on the CPU, got "
+                                 f'{dtype!r}')
+            dtype = getattr(torch, dtype)
+        self.cast_dtype = dtype
+
+    @contextmanager
+    def optim_context(self, model: torch.nn.Module):
+        """Autocast context (CPU autocast when there is no accelerator)."""
+        if _has_accelerator():
+            with super().optim_context(model):
+                yield
+            return
+        dtype = self.cast_dtype or torch.bfloat16
+        with OptimWrapper.optim_context(self, model), torch.autocast(
+                device_type='cpu', dtype=dtype):
+            yield
+
+
+#: optim_wrapper.type -> its mixed-precision counterpart (tools/train.py
+#: --amp); AMP types map to themselves
+AMP_COUNTERPART = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'AmpOptimWrapper': 'AmpOptimWrapper',
+    'NaNSafeOptimWrapper': 'NaNSafeAmpOptimWrapper',
+    'NaNSafeAmpOptimWrapper': 'NaNSafeAmpOptimWrapper',
+}
+
+
+def amp_counterpart(wrapper_type: str) -> str:
+    """The AMP optimizer wrapper that keeps ``wrapper_type``'s behaviour.
+
+    Args:
+        wrapper_type (str): ``optim_wrapper.type`` of a config.
+
+    Returns:
+        str: e.g. ``'NaNSafeAmpOptimWrapper'`` for
+        ``'NaNSafeOptimWrapper'``, so ``--amp`` keeps NaN safety.
+    """
+    if wrapper_type not in AMP_COUNTERPART:
+        raise ValueError(
+            f'--amp: no mixed-precision counterpart is known for '
+            f'optim_wrapper.type={wrapper_type!r}; expected one of '
+            f'{sorted(AMP_COUNTERPART)}, or set an AMP wrapper type in the '
+            'config yourself.')
+    return AMP_COUNTERPART[wrapper_type]
 
 
 def _wrappers(optim_wrapper) -> Sequence:

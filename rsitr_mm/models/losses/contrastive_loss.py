@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from .utils import as_id_tensor, candidate_pool, positive_mask
+from .utils import as_id_tensor, gather_pool, positive_mask, scores_fp32
 
 
 @MODELS.register_module()
@@ -26,11 +26,22 @@ class MultiPositiveInfoNCELoss(nn.Module):
     are therefore never pushed apart as negatives. The loss is
     ``loss_weight * (mean_i L_i2t + mean_j L_t2i) / 2``.
 
+    The logits are computed in float32 (autocast disabled for the B x M
+    product), so AMP does not round ``s * cos`` (``s`` up to 100) to
+    fp16/bf16.
+
+    Temperature: with ``learnable=False`` (default) the loss reads the
+    model's ``logit_scale`` (``uses_logit_scale`` is True, so
+    :class:`DualEncoderRetriever` keeps one) and falls back to
+    ``1 / temperature`` when called without it. With ``learnable=True`` the
+    loss owns its temperature: ``uses_logit_scale`` is False, the model
+    passes none, and every parameter it creates is used.
+
     Args:
-        temperature (float): used when the model passes no ``logit_scale``
-            (``s = 1 / temperature``). Defaults to 0.07.
-        learnable (bool): make the temperature a learnable parameter (only
-            when the model passes no ``logit_scale``). Defaults to False.
+        temperature (float): ``s = 1 / temperature`` when no
+            ``logit_scale`` is passed. Defaults to 0.07.
+        learnable (bool): own a learnable temperature instead of using the
+            model's ``logit_scale``. Defaults to False.
         gather_negatives (bool): in distributed training, use every rank's
             embeddings as candidates. Defaults to True. Without a process
             group it is a no-op.
@@ -50,13 +61,19 @@ class MultiPositiveInfoNCELoss(nn.Module):
             self.log_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer('log_scale', log_scale, persistent=False)
+        self.learnable = learnable
         self.gather_negatives = gather_negatives
         self.loss_weight = loss_weight
         self.loss_name = 'loss_infonce'
 
+    @property
+    def uses_logit_scale(self) -> bool:
+        """Whether the model's ``logit_scale`` should be passed in."""
+        return not self.learnable
+
     @staticmethod
     def _direction(anchor, anchor_ids, cand, cand_ids, scale):
-        logits = scale * anchor @ cand.t()  # (B, M)
+        logits = scale.float() * scores_fp32(anchor, cand)  # (B, M)
         pos = positive_mask(anchor_ids, cand_ids).float()
         target = pos / pos.sum(dim=1, keepdim=True)
         return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
@@ -79,7 +96,8 @@ class MultiPositiveInfoNCELoss(nn.Module):
                 ``None`` means every row is a different image.
             labels (torch.Tensor, optional): unused (scene labels).
             logit_scale (torch.Tensor, optional): scalar multiplier of the
-                cosine similarities (e.g. CLIP's ``exp(logit_scale)``).
+                cosine similarities (e.g. CLIP's ``exp(logit_scale)``);
+                ignored with ``learnable=True``.
 
         Returns:
             torch.Tensor: scalar loss.
@@ -90,10 +108,14 @@ class MultiPositiveInfoNCELoss(nn.Module):
                              f'{tuple(text_embeds.shape)}')
         ids = as_id_tensor(image_ids, image_embeds.size(0),
                            image_embeds.device)
-        scale = logit_scale if logit_scale is not None else \
-            self.log_scale.exp()
-        all_img, all_txt, all_ids, _ = candidate_pool(
-            image_embeds, text_embeds, ids, self.gather_negatives)
-        loss_i2t = self._direction(image_embeds, ids, all_txt, all_ids, scale)
-        loss_t2i = self._direction(text_embeds, ids, all_img, all_ids, scale)
+        if self.learnable or logit_scale is None:
+            scale = self.log_scale.exp()
+        else:
+            scale = torch.as_tensor(logit_scale, device=image_embeds.device)
+        pool = gather_pool(image_embeds, text_embeds, ids, None,
+                           self.gather_negatives)
+        loss_i2t = self._direction(image_embeds, ids, pool.texts,
+                                   pool.image_ids, scale)
+        loss_t2i = self._direction(text_embeds, ids, pool.images,
+                                   pool.image_ids, scale)
         return self.loss_weight * (loss_i2t + loss_t2i) / 2

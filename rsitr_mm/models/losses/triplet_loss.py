@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
-from .utils import as_id_tensor, candidate_pool, positive_mask
+from .utils import as_id_tensor, gather_pool, positive_mask, scores_fp32
 
 
 def hinge_triplet_costs(anchor: torch.Tensor, anchor_ids: torch.Tensor,
@@ -24,10 +24,13 @@ def hinge_triplet_costs(anchor: torch.Tensor, anchor_ids: torch.Tensor,
         margin (float | torch.Tensor): scalar or (B, M) margins.
 
     Returns:
-        torch.Tensor: (B, M) costs ``relu(margin + s(a, n) - s(a, p))``,
-        zero where the candidate shows the anchor's own image.
+        torch.Tensor: (B, M) float32 costs
+        ``relu(margin + s(a, n) - s(a, p))``, zero where the candidate shows
+        the anchor's own image. Scores are computed in float32 even under
+        autocast, so hardest-negative mining is not done on fp16/bf16
+        similarities.
     """
-    scores = anchor @ cand.t()  # (B, M)
+    scores = scores_fp32(anchor, cand)  # (B, M)
     rows = torch.arange(anchor.size(0), device=anchor.device)
     pos_scores = scores[rows, rows + offset].view(-1, 1)
     cost = (margin + scores - pos_scores).clamp(min=0)
@@ -52,8 +55,12 @@ class TripletRankingLoss(nn.Module):
         margin (float): the margin m. Defaults to 0.2.
         max_violation (bool): hardest negative only. Defaults to True.
         gather_negatives (bool): in distributed training, draw negatives
-            from every rank. Defaults to False (the published setting is
-            per-batch). Without a process group it is a no-op.
+            from every rank's batch (with gradient, as
+            :class:`MultiPositiveInfoNCELoss`): R processes of batch b then
+            mine the same hardest negatives as one process of batch R * b.
+            Defaults to False: each process mines in its own batch (the
+            published setting is one batch of 100 on one GPU; see
+            docs/distributed.md). Without a process group it is a no-op.
         loss_weight (float): weight of the loss. Defaults to 1.0.
     """
 
@@ -68,6 +75,9 @@ class TripletRankingLoss(nn.Module):
         self.gather_negatives = gather_negatives
         self.loss_weight = loss_weight
         self.loss_name = 'loss_triplet'
+
+    #: the hinge works on cosine similarities; no ``logit_scale``
+    uses_logit_scale = False
 
     def _reduce(self, cost: torch.Tensor) -> torch.Tensor:
         return cost.max(dim=1).values if self.max_violation else cost.sum(1)
@@ -96,11 +106,11 @@ class TripletRankingLoss(nn.Module):
         """
         ids = as_id_tensor(image_ids, image_embeds.size(0),
                            image_embeds.device)
-        all_img, all_txt, all_ids, offset = candidate_pool(
-            image_embeds, text_embeds, ids, self.gather_negatives)
-        c_i2t = hinge_triplet_costs(image_embeds, ids, all_txt, all_ids,
-                                    offset, self.margin)
-        c_t2i = hinge_triplet_costs(text_embeds, ids, all_img, all_ids,
-                                    offset, self.margin)
+        pool = gather_pool(image_embeds, text_embeds, ids, None,
+                           self.gather_negatives)
+        c_i2t = hinge_triplet_costs(image_embeds, ids, pool.texts,
+                                    pool.image_ids, pool.offset, self.margin)
+        c_t2i = hinge_triplet_costs(text_embeds, ids, pool.images,
+                                    pool.image_ids, pool.offset, self.margin)
         return self.loss_weight * (self._reduce(c_i2t) +
                                    self._reduce(c_t2i)).mean()

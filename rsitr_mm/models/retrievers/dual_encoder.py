@@ -1,5 +1,6 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """The dual-encoder retriever every rsitr_mm model is built on."""
+import inspect
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -33,12 +34,45 @@ def _read(sample, key: str, default=None):
     return getattr(sample, key, default)
 
 
-def _first_int(value) -> int:
-    if isinstance(value, torch.Tensor):
-        return int(value.flatten()[0].item())
-    if isinstance(value, (list, tuple)):
-        return int(value[0])
-    return int(value)
+def _first_values(values: Sequence, default: Sequence[int],
+                  device: torch.device) -> torch.Tensor:
+    """First element of every value as one (B,) long tensor on ``device``.
+
+    Built without a host-device sync: tensor values (``gt_label`` is a
+    (1,) tensor, already on the device after the data preprocessor) are
+    concatenated in one op; Python ints are copied over once. ``None`` and
+    empty values take ``default[i]``.
+    """
+    parts: List[torch.Tensor] = []
+    ints: List[int] = []
+    for value, fallback in zip(values, default):
+        if isinstance(value, (list, tuple)):
+            value = value[0] if len(value) else None
+        if isinstance(value, torch.Tensor):
+            if value.numel() > 0:
+                parts.append(value.reshape(-1)[:1])
+                continue
+            value = None
+        ints.append(fallback if value is None else int(value))
+        parts.append(None)
+    if not ints:  # every value a tensor: one concatenation, no sync
+        return torch.cat([p.to(device=device, dtype=torch.long,
+                               non_blocking=True) for p in parts])
+    host = torch.tensor(ints, dtype=torch.long)
+    if len(ints) == len(parts):  # every value a Python int: one copy
+        return host.to(device, non_blocking=True)
+    it = iter(host.split(1))
+    return torch.cat([
+        next(it).to(device) if p is None else p.to(device, torch.long)
+        for p in parts
+    ])
+
+
+def _accepts_kwarg(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _infer_channels(module: Optional[nn.Module]) -> Optional[int]:
@@ -68,7 +102,17 @@ class DualEncoderRetriever(BaseModel):
     Training loss: the sum of every entry of ``losses`` (each gets the
     normalised pairs, ``image_ids`` so that captions of the same image are
     positives, scene ``labels`` and ``logit_scale``) plus every head's
-    ``loss`` (which sees the projected embeddings entering that head).
+    ``loss`` (which sees the projected embeddings entering that head, the
+    data samples and, when its signature has a ``labels`` argument, the
+    (B,) scene labels built once on the device).
+
+    ``logit_scale`` exists only when some loss reads it: a loss declares so
+    with ``uses_logit_scale = True`` (:class:`MultiPositiveInfoNCELoss`
+    does, unless it owns a learnable temperature; the triplet losses do
+    not). Otherwise the model has no ``logit_scale`` at all, so no
+    parameter goes without a gradient and DDP runs with
+    ``find_unused_parameters=False``. A checkpoint saved with a
+    ``logit_scale`` (before this rule) still loads: the key is dropped.
 
     Args:
         image_encoder (dict | nn.Module): image backbone config.
@@ -85,9 +129,11 @@ class DualEncoderRetriever(BaseModel):
         losses (Sequence[dict]): retrieval losses. Defaults to one
             :class:`MultiPositiveInfoNCELoss`.
         temperature (float): initial temperature; ``logit_scale = 1 / T``
-            is handed to the losses. Defaults to 0.07.
+            is handed to the losses that use it. Defaults to 0.07.
         learnable_temperature (bool): learn it. Defaults to True.
         max_logit_scale (float): clamp of the logit scale. Defaults to 100.
+            The three temperature arguments only matter when some loss has
+            ``uses_logit_scale = True``.
         freeze_image_encoder (bool): keep the image encoder fixed.
         freeze_text_encoder (bool): keep the text encoder fixed.
         data_preprocessor (dict, optional): defaults to mmpretrain's
@@ -123,6 +169,12 @@ class DualEncoderRetriever(BaseModel):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # host->device copies of the batch without blocking the host (the
+        # train loaders pin memory on CUDA); mmpretrain's multimodal
+        # preprocessor has no argument for it, mmengine's base class reads
+        # this attribute
+        if hasattr(self.data_preprocessor, '_non_blocking'):
+            self.data_preprocessor._non_blocking = True
 
         self.image_encoder = _build(image_encoder)
         self.image_neck = _build(image_neck)
@@ -150,11 +202,21 @@ class DualEncoderRetriever(BaseModel):
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
         log_scale = torch.tensor(math.log(1.0 / temperature))
-        if learnable_temperature:
+        self._scale_users = [
+            bool(getattr(loss, 'uses_logit_scale', False))
+            for loss in self.losses
+        ]
+        if not any(self._scale_users):
+            self.logit_scale = None
+        elif learnable_temperature:
             self.logit_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer('logit_scale', log_scale)
         self.max_logit_scale = max_logit_scale
+        self._head_takes_labels = [
+            hasattr(h, 'loss') and _accepts_kwarg(h.loss, 'labels')
+            for h in self.heads
+        ]
 
         self.freeze_image_encoder = freeze_image_encoder
         self.freeze_text_encoder = freeze_text_encoder
@@ -184,6 +246,12 @@ class DualEncoderRetriever(BaseModel):
         return nn.Sequential(
             nn.Linear(in_channels, self.embed_dim), nn.GELU(),
             nn.Linear(self.embed_dim, self.embed_dim))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before "logit_scale only when a loss uses it"
+        if self.logit_scale is None:
+            state_dict.pop(prefix + 'logit_scale', None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def train(self, mode: bool = True) -> 'DualEncoderRetriever':
         """Set train mode, keeping frozen encoders in eval mode."""
@@ -263,10 +331,12 @@ class DualEncoderRetriever(BaseModel):
         Returns:
             dict: ``image_feat`` (B, D) and/or ``text_feat`` (T, D).
         """
-        image_emb = self.image_features(images) if images is not None \
-            else None
+        # text first: the tokenizer's host->device copy then happens before
+        # the image branch is queued, not in the middle of it
         texts = self._texts_of(data_samples) if data_samples else []
         text_emb = self.text_features(texts) if texts else None
+        image_emb = self.image_features(images) if images is not None \
+            else None
         image_emb, text_emb = self._apply_heads(image_emb, text_emb)
         out = {}
         if image_emb is not None:
@@ -329,31 +399,32 @@ class DualEncoderRetriever(BaseModel):
                     'dataset (test_mode=False).')
             texts.append(text)
         device = images.device
-        image_ids = torch.tensor([
-            _first_int(_read(s, 'image_id', i))
-            for i, s in enumerate(data_samples)
-        ],
-                                 device=device)
-        labels = torch.tensor([
-            _first_int(_read(s, 'gt_label', -1)) for s in data_samples
-        ],
-                              device=device)
+        num = len(data_samples)
+        image_ids = _first_values([_read(s, 'image_id') for s in data_samples],
+                                  range(num), device)
+        labels = _first_values([_read(s, 'gt_label') for s in data_samples],
+                               [-1] * num, device)
 
-        image_emb = self.image_features(images)
+        # text first (see extract_feat)
         text_emb = self.text_features(texts)
+        image_emb = self.image_features(images)
         losses: Dict[str, torch.Tensor] = {}
-        for head in self.heads:
+        for head, takes_labels in zip(self.heads, self._head_takes_labels):
             if hasattr(head, 'loss'):
-                for k, v in head.loss(image_emb, text_emb,
-                                      data_samples).items():
+                extra = dict(labels=labels) if takes_labels else {}
+                for k, v in head.loss(image_emb, text_emb, data_samples,
+                                      **extra).items():
                     losses[k] = losses[k] + v if k in losses else v
             if hasattr(head, 'embed'):
                 image_emb, text_emb = head.embed(image_emb, text_emb)
 
         image_emb = F.normalize(image_emb, dim=-1)
         text_emb = F.normalize(text_emb, dim=-1)
-        logit_scale = self.logit_scale.exp().clamp(max=self.max_logit_scale)
-        for loss_module in self.losses:
+        logit_scale = None
+        if self.logit_scale is not None:
+            logit_scale = self.logit_scale.exp().clamp(
+                max=self.max_logit_scale)
+        for loss_module, uses_scale in zip(self.losses, self._scale_users):
             name = getattr(loss_module, 'loss_name', None) or \
                 'loss_' + type(loss_module).__name__.replace('Loss', '') \
                 .lower()
@@ -362,7 +433,7 @@ class DualEncoderRetriever(BaseModel):
                 text_emb,
                 image_ids=image_ids,
                 labels=labels,
-                logit_scale=logit_scale)
+                logit_scale=logit_scale if uses_scale else None)
             losses[name] = losses[name] + value if name in losses else value
         return losses
 

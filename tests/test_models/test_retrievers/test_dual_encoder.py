@@ -97,3 +97,55 @@ def test_frozen_encoder_and_bad_projection(tmp_path):
         _model(tmp_path, text_proj='conv')
     with pytest.raises(ValueError, match='temperature'):
         _model(tmp_path, temperature=0)
+
+
+def _unused(model):
+    return [n for n, p in model.named_parameters()
+            if p.requires_grad and p.grad is None]
+
+
+@pytest.mark.parametrize('losses, has_scale', [
+    ([dict(type='TripletRankingLoss')], False),
+    ([dict(type='MultiPositiveInfoNCELoss', learnable=True)], False),
+    ([dict(type='MultiPositiveInfoNCELoss')], True),
+    ([dict(type='SemanticGuidedTripletLoss', semantic='label')], False),
+])
+def test_logit_scale_exists_only_when_a_loss_uses_it(tmp_path, losses,
+                                                     has_scale):
+    model = _model(tmp_path, losses=losses)
+    assert (model.logit_scale is not None) == has_scale
+    loss = model(torch.randn(4, 3, 16, 16), _samples(), mode='loss')
+    sum(loss.values()).backward()
+    assert _unused(model) == []  # strict DDP can train it
+
+
+def test_old_checkpoint_with_logit_scale_loads(tmp_path):
+    old = _model(tmp_path, losses=[dict(type='MultiPositiveInfoNCELoss')])
+    state = old.state_dict()
+    assert 'logit_scale' in state
+    new = _model(tmp_path, losses=[dict(type='TripletRankingLoss')])
+    new.load_state_dict(state, strict=True)  # the stale key is dropped
+    torch.testing.assert_close(new.text_proj.weight, old.text_proj.weight)
+
+
+def test_labels_are_built_once_and_given_to_heads(tmp_path):
+    seen = {}
+
+    class _Head(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def loss(self, image_emb, text_emb, data_samples, labels=None):
+            seen['labels'] = labels
+            return dict(loss_head=self.w * image_emb.sum() * 0 + self.w)
+
+    model = _model(tmp_path, heads=[_Head()],
+                   losses=[dict(type='TripletRankingLoss')])
+    samples = _samples()
+    samples[3] = DataSample()  # no label, no image id
+    samples[3].set_field(CAPTIONS[3], 'text')
+    model.loss(torch.randn(4, 3, 16, 16), samples)
+    assert seen['labels'].tolist() == [0, 1, 0, -1]
+    assert seen['labels'].dtype == torch.long
