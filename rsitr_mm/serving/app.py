@@ -135,6 +135,8 @@ def create_app(model: nn.Module,
                max_k: int = 100,
                max_upload_bytes: int = 10 * 1024 * 1024,
                thumb_size: int = 256,
+               max_pixels: int = 40_000_000,
+               max_query_chars: int = 1000,
                captions_source: Optional[str] = None) -> Flask:
     """Build the search page app.
 
@@ -150,6 +152,9 @@ def create_app(model: nn.Module,
         max_k (int): largest ``k`` a query may ask for.
         max_upload_bytes (int): largest accepted request body (uploads).
         thumb_size (int): longest side of the thumbnails, in pixels.
+        max_pixels (int): largest uploaded image (width x height) that is
+            decoded; a small file can hold a huge image.
+        max_query_chars (int): longest accepted text query.
         captions_source (str, optional): where the captions come from,
             shown on the page.
 
@@ -200,6 +205,9 @@ def create_app(model: nn.Module,
             raise QueryError(
                 'empty query: type a description of the images to find, '
                 'e.g. "many buildings near a green park"')
+        if len(query) > max_query_chars:
+            raise QueryError(f'query too long: {len(query)} characters, '
+                             f'the limit is {max_query_chars}')
         with lock:
             result = search_by_text(model, index, [query.strip()], k=num)
         return dict(query=query.strip(), k=num, images=rows_of(result))
@@ -216,8 +224,15 @@ def create_app(model: nn.Module,
             from PIL import Image
             with Image.open(io.BytesIO(data)) as im:
                 fmt = im.format
+                if im.width * im.height > max_pixels:
+                    raise QueryError(
+                        f'the uploaded image {name!r} is {im.width}x'
+                        f'{im.height} pixels; the limit is {max_pixels} '
+                        'pixels')
                 im.load()  # full decode: refuses truncated files
                 rgb = im.convert('RGB')
+        except QueryError:
+            raise
         except Exception as e:  # noqa: BLE001  any decode failure -> 400
             raise QueryError(
                 f'cannot decode the uploaded file {name!r} as an image '

@@ -223,6 +223,17 @@ def test_bad_queries_get_clear_errors(generated):
     resp = client.post('/image', **_upload(generated['index'].paths[0]))
     assert resp.status_code == 200
     assert 'No caption list is served' in resp.get_data(as_text=True)
+    # too many pixels, too long a query
+    small = create_app(generated['model'], generated['index'],
+                       max_pixels=1000, max_query_chars=20).test_client()
+    resp = small.post('/api/image', **_upload(generated['index'].paths[0],
+                                              'scene.png'))
+    assert resp.status_code == 400
+    assert "'scene.png' is 32x32 pixels; the limit is 1000" in \
+        resp.get_json()['error']
+    resp = small.get('/api/text', query_string=dict(q='x' * 21))
+    assert resp.status_code == 400
+    assert 'query too long: 21 characters' in resp.get_json()['error']
     # thumbnails only by row of the index
     n = len(generated['index'])
     assert client.get(f'/thumb/{n}').status_code == 404
