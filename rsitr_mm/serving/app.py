@@ -118,7 +118,7 @@ def describe(model: nn.Module, index: ImageIndex,
             embed_dim=ident.get('embed_dim'),
             type=type(model).__name__),
         index=dict(
-            folder=osp.abspath(index.index_dir),
+            folder=index.index_dir,
             images=len(index),
             skipped=len(index.skipped),
             dtype=index.meta.get('dtype'),

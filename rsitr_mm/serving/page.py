@@ -49,7 +49,7 @@ PAGE = r"""<!doctype html>
     {% if info.model.checkpoint_sha256 %}(sha256 <code>{{ info.model.checkpoint_sha256 }}</code>){% endif %},
     weights <code>{{ info.model.weights_sha256 }}</code>,
     dim {{ info.model.embed_dim }}<br>
-    index <code title="{{ info.index.folder }}">{{ info.index.folder }}</code>:
+    index <code>{{ info.index.folder }}</code>:
     {{ info.index.images }} images ({{ info.index.dtype }}{% if info.index.skipped %}, {{ info.index.skipped }} skipped{% endif %});
     captions: {% if info.captions.count %}{{ info.captions.count }} from <code>{{ _short(info.captions.source) }}</code>{% else %}none (start with --captions FILE){% endif %}
   </div>
