@@ -29,8 +29,8 @@ import threading
 from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
-from flask import Flask, Response, jsonify, request
-from flask import render_template_string
+from flask import (Flask, Response, jsonify, render_template_string,
+                   request)
 from werkzeug.exceptions import HTTPException
 
 from ..apis import (ImageIndex, model_identity, search_by_image,

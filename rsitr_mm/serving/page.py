@@ -44,14 +44,26 @@ PAGE = r"""<!doctype html>
   <h1>rsitr_mm image-text search</h1>
   <div class="ident" id="identity">
     model <code>{{ info.model.type }}</code>,
-    config <code title="{{ info.model.config }}">{{ _short(info.model.config) }}</code>,
-    checkpoint <code title="{{ info.model.checkpoint }}">{{ _short(info.model.checkpoint) }}</code>
-    {% if info.model.checkpoint_sha256 %}(sha256 <code>{{ info.model.checkpoint_sha256 }}</code>){% endif %},
+    config <code title="{{ info.model.config }}">
+      {{- _short(info.model.config) }}</code>,
+    checkpoint <code title="{{ info.model.checkpoint }}">
+      {{- _short(info.model.checkpoint) }}</code>
+    {%- if info.model.checkpoint_sha256 %} (sha256
+      <code>{{ info.model.checkpoint_sha256 }}</code>)
+    {%- endif %},
     weights <code>{{ info.model.weights_sha256 }}</code>,
     dim {{ info.model.embed_dim }}<br>
     index <code>{{ info.index.folder }}</code>:
-    {{ info.index.images }} images ({{ info.index.dtype }}{% if info.index.skipped %}, {{ info.index.skipped }} skipped{% endif %});
-    captions: {% if info.captions.count %}{{ info.captions.count }} from <code>{{ _short(info.captions.source) }}</code>{% else %}none (start with --captions FILE){% endif %}
+    {{ info.index.images }} images ({{ info.index.dtype }}
+    {%- if info.index.skipped %}, {{ info.index.skipped }} skipped
+    {%- endif %});
+    captions:
+    {% if info.captions.count -%}
+      {{ info.captions.count }} from
+      <code>{{ _short(info.captions.source) }}</code>
+    {%- else -%}
+      none (start with --captions FILE)
+    {%- endif %}
   </div>
 </header>
 <main>
@@ -73,7 +85,8 @@ PAGE = r"""<!doctype html>
   {% if error %}<div class="error" id="error">{{ error }}</div>{% endif %}
 
   {% if text %}
-  <h2>Top {{ text.images|length }} images for &ldquo;{{ text.query }}&rdquo;</h2>
+  <h2>Top {{ text.images|length }} images for
+    &ldquo;{{ text.query }}&rdquo;</h2>
   <div class="grid" id="images">
     {% for r in text.images %}
     <div class="card">
@@ -94,11 +107,13 @@ PAGE = r"""<!doctype html>
       {% if upload.captions %}
       <ol class="captions" id="captions">
         {% for c in upload.captions %}
-        <li><span class="score">{{ '%.4f' % c.score }}</span> {{ c.caption }}</li>
+        <li><span class="score">{{ '%.4f' % c.score }}</span>
+          {{ c.caption }}</li>
         {% endfor %}
       </ol>
       {% else %}
-      <p class="muted">No caption list is served (start with --captions FILE).</p>
+      <p class="muted">No caption list is served
+        (start with --captions FILE).</p>
       {% endif %}
     </div>
   </div>
