@@ -41,6 +41,7 @@ setup(
     extras_require={
         'tests': ['pytest', 'open_clip_torch', 'matplotlib', 'scikit-learn'],
         'vis': ['matplotlib', 'scikit-learn'],
+        'serve': ['flask>=3.0'],
     },
     zip_safe=False,
 )
