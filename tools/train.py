@@ -1,6 +1,7 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """Train a retrieval model: ``python tools/train.py CONFIG [options]``."""
 import argparse
+import contextlib
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
 from mmengine.config import Config, DictAction
@@ -25,6 +26,11 @@ def parse_args() -> argparse.Namespace:
         'checkpoint in the work dir')
     parser.add_argument(
         '--amp', action='store_true', help='mixed-precision training')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle checkpoints (--resume, load_from) with full pickle, '
+        'which can run code from the file')
     parser.add_argument(
         '--no-validate', action='store_true', help='skip validation')
     parser.add_argument(
@@ -84,7 +90,10 @@ def main() -> None:
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
-    runner.train()
+    from rsitr_mm.utils import trust_checkpoints
+    with (trust_checkpoints() if args.trust_checkpoint else
+          contextlib.nullcontext()):
+        runner.train()
     finish_cpu_distributed()
 
 
