@@ -7,6 +7,7 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from .utils import as_id_tensor, candidate_pool, positive_mask
+from ...utils.validation import check_values
 
 
 def hinge_triplet_costs(anchor: torch.Tensor, anchor_ids: torch.Tensor,
@@ -62,6 +63,9 @@ class TripletRankingLoss(nn.Module):
                  max_violation: bool = True,
                  gather_negatives: bool = False,
                  loss_weight: float = 1.0) -> None:
+        check_values(
+            'TripletRankingLoss',
+            margin=(margin, '>=0'), loss_weight=(loss_weight, '>=0'))
         super().__init__()
         self.margin = margin
         self.max_violation = max_violation
