@@ -291,6 +291,81 @@ def test_bad_model_config(tmp_path, make, error, parts):
         assert part in str(err.value), (part, str(err.value))
 
 
+# --------------------------------------------------- config value ranges
+# (id, registered type, kwargs, config key, value shown in the message)
+_NECK_IN = dict(in_channels=[8, 16])
+RANGE_CASES = [
+    ('embed_dim-0', 'DualEncoderRetriever', dict(embed_dim=0), 'embed_dim',
+     '0'),
+    ('embed_dim-float', 'DualEncoderRetriever', dict(embed_dim=2.5),
+     'embed_dim', '2.5'),
+    ('retriever-temperature-nan', 'DualEncoderRetriever',
+     dict(temperature=float('nan')), 'temperature', 'nan'),
+    ('retriever-temperature-0', 'DualEncoderRetriever', dict(temperature=0),
+     'temperature', '0'),
+    ('infonce-temperature-nan', 'MultiPositiveInfoNCELoss',
+     dict(temperature=float('nan')), 'temperature', 'nan'),
+    ('infonce-temperature-negative', 'MultiPositiveInfoNCELoss',
+     dict(temperature=-0.1), 'temperature', '-0.1'),
+    ('infonce-loss_weight-inf', 'MultiPositiveInfoNCELoss',
+     dict(loss_weight=float('inf')), 'loss_weight', 'inf'),
+    ('triplet-margin-negative', 'TripletRankingLoss', dict(margin=-0.2),
+     'margin', '-0.2'),
+    ('triplet-margin-string', 'TripletRankingLoss', dict(margin='0.2'),
+     'margin', "'0.2'"),
+    ('stl-margin-negative', 'SemanticGuidedTripletLoss', dict(margin=-1.0),
+     'margin', '-1.0'),
+    ('stl-momentum-above-1', 'SemanticGuidedTripletLoss',
+     dict(prototype_momentum=1.5), 'prototype_momentum', '1.5'),
+    ('stl-prototype-temperature-0', 'SemanticGuidedTripletLoss',
+     dict(prototype_temperature=0.0), 'prototype_temperature', '0.0'),
+    ('bsd-topk_ratio-0', 'BidirectionalScaleDecoupling',
+     dict(_NECK_IN, topk_ratio=0.0), 'topk_ratio', '0.0'),
+    ('bsd-out_channels-0', 'BidirectionalScaleDecoupling',
+     dict(_NECK_IN, out_channels=0), 'out_channels', '0'),
+    ('bsd-softmax-temperature-nan', 'BidirectionalScaleDecoupling',
+     dict(_NECK_IN, softmax_temperature=float('nan')),
+     'softmax_temperature', 'nan'),
+    ('dapn-embed_dim-negative', 'DualAttentionPerception',
+     dict(embed_dim=-4), 'embed_dim', '-4'),
+    ('dapn-reduction-0', 'DualAttentionPerception', dict(reduction=0),
+     'reduction', '0'),
+    ('lsh-num_classes-0', 'LabelSemanticHead', dict(num_classes=0),
+     'num_classes', '0'),
+    ('lsh-decouple_weight-nan', 'LabelSemanticHead',
+     dict(num_classes=3, decouple_weight=float('nan')), 'decouple_weight',
+     'nan'),
+    ('osfcm-top_k-0', 'ObjectSemanticClusterHead', dict(top_k=0), 'top_k',
+     '0'),
+    ('osfcm-temperature-nan', 'ObjectSemanticClusterHead',
+     dict(temperature=float('nan')), 'temperature', 'nan'),
+    ('bigru-hidden_dim-0', 'BiGRUTextEncoder', dict(hidden_dim=0),
+     'hidden_dim', '0'),
+    ('bigru-dropout-1', 'BiGRUTextEncoder', dict(dropout=1.0), 'dropout',
+     '1.0'),
+    ('bigru-num_layers-bool', 'BiGRUTextEncoder', dict(num_layers=True),
+     'num_layers', 'True'),
+]
+
+
+@pytest.mark.parametrize(
+    'type_,kwargs,key,shown', [c[1:] for c in RANGE_CASES],
+    ids=[c[0] for c in RANGE_CASES])
+def test_config_values_are_range_checked(tmp_path, type_, kwargs, key,
+                                         shown):
+    ann = _write(str(tmp_path), {'images': [_image('a.jpg')]})
+    if type_ == 'DualEncoderRetriever':
+        cfg = _demo_model(ann, **kwargs)
+    elif type_ == 'BiGRUTextEncoder':
+        cfg = dict(type=type_, ann_files=[ann], **kwargs)
+    else:
+        cfg = dict(type=type_, **kwargs)
+    with pytest.raises(ValueError) as err:
+        MODELS.build(cfg)
+    msg = str(err.value)
+    assert type_ in msg and repr(key) in msg and shown in msg, msg
+
+
 # ------------------------------------------------------------------- CLIs
 def test_test_cli_missing_checkpoint(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE='1')
