@@ -32,6 +32,10 @@ def _image(name, split='train', n=5, raw=None):
 
 def _write(tmp, content):
     path = osp.join(tmp, 'ann.json')
+    if isinstance(content, bytes):
+        with open(path, 'wb') as f:
+            f.write(content)
+        return path
     with open(path, 'w') as f:
         f.write(content if isinstance(content, str) else json.dumps(content))
     return path
@@ -60,6 +64,22 @@ DATASET_CASES = [
     ('missing-images-checked', {'images': [_image('gone.jpg')]},
      dict(check_images=True), FileNotFoundError,
      ['ann.json', 'gone.jpg', 'missing']),
+    ('split-restval', {'images': [_image('a.jpg'), _image('r.jpg',
+                                                          'restval')]},
+     {}, ValueError, ['ann.json', "'r.jpg'", "'restval'", "'train'"]),
+    ('split-capitalised', {'images': [_image('a.jpg'), _image('t.jpg',
+                                                            'Test')]},
+     {}, ValueError, ['ann.json', "'t.jpg'", "'Test'", 'expected one of']),
+    ('duplicate-filename', {'images': [_image('a.jpg'), _image('a.jpg')]},
+     {}, ValueError, ['ann.json', 'images[1]', "filename 'a.jpg'"]),
+    ('duplicate-imgid', {'images': [dict(_image('a.jpg'), imgid=7),
+                                    dict(_image('b.jpg'), imgid=7)]},
+     {}, ValueError, ['ann.json', 'images[1]', 'imgid 7']),
+    ('empty-split', {'images': [_image('a.jpg'), _image('b.jpg', 'test')]},
+     dict(split='val'), ValueError,
+     ['ann.json', "'val'", "'train': 1", "'test': 1", '--val-from-train']),
+    ('not-utf8', b'{"images": [{"filename": "caf\xe9.jpg"}]}', {},
+     ValueError, ['ann.json', 'not UTF-8', 'byte']),
 ]
 
 
@@ -92,6 +112,60 @@ def test_dataset_missing_image_when_loaded(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         ds[0]
     assert osp.join('imgs', 'gone.jpg') in str(err.value)
+
+
+def test_dataset_reads_bom_json_and_bom_class_map(tmp_path):
+    ann = _write(str(tmp_path), b'\xef\xbb\xbf' + json.dumps(
+        {'images': [_image('a_1.jpg'), _image('b_2.jpg')]}).encode())
+    csv_path = tmp_path / 'classes.csv'
+    csv_path.write_bytes(b'\xef\xbb\xbffilename,class\na_1.jpg,Airport\n'
+                         b'b_2.jpg,Beach\n')
+    ds = RSRetrievalDataset(ann_file=ann, class_map=str(csv_path),
+                            label_rule=None)
+    # the BOM neither breaks the json nor turns the header into a class
+    assert ds.metainfo['classes'] == ('airport', 'beach')
+
+
+def test_dataset_warns_on_train_test_leakage(tmp_path, capsys):
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('leak', log_level='WARNING')
+    ann = _write(str(tmp_path), {'images': [_image('a.jpg'),
+                                            _image('a.jpg', 'test')]})
+    ds = RSRetrievalDataset(ann_file=ann)
+    assert ds.img_size == 1
+    out = capsys.readouterr()
+    assert 'leakage' in out.out + out.err and 'a.jpg' in out.out + out.err
+
+
+@pytest.mark.parametrize('content', [b'', b'not an image at all'],
+                         ids=['zero-byte', 'undecodable'])
+def test_dataset_bad_image_names_the_file(tmp_path, content):
+    os.makedirs(tmp_path / 'imgs')
+    (tmp_path / 'imgs' / 'bad.jpg').write_bytes(content)
+    ann = _write(str(tmp_path), {'images': [_image('bad.jpg')]})
+    ds = RSRetrievalDataset(
+        ann_file=ann, data_prefix=dict(img_path=str(tmp_path / 'imgs')),
+        pipeline=[dict(type='LoadImageFromFile')])
+    with pytest.raises(Exception) as err:
+        ds[0]
+    assert 'bad.jpg' in str(err.value)
+    assert 'ann.json' in str(err.value) or 'bad.jpg' in str(err.value)
+
+
+@pytest.mark.parametrize('test_mode', [False, True], ids=['train', 'test'])
+def test_dataset_indices_update_sizes_and_ids(tmp_path, test_mode):
+    ann = _write(str(tmp_path), {'images': [
+        _image(f'{i}.jpg', 'test') for i in range(4)]})
+    ds = RSRetrievalDataset(ann_file=ann, split='test', test_mode=test_mode,
+                            indices=[1, 3] if test_mode else [5, 6, 15])
+    if test_mode:
+        assert (ds.img_size, ds.text_size) == (2, 10)
+        assert ds[1]['gt_text_id'] == [5, 6, 7, 8, 9]
+        assert ds[1]['image_id'] == 1
+    else:
+        assert (ds.img_size, ds.text_size) == (2, 3)
+        assert [ds[i]['image_id'] for i in range(3)] == [0, 0, 1]
+        assert [ds[i]['text_id'] for i in range(3)] == [0, 1, 2]
 
 
 # ------------------------------------------------------ precomp converter
