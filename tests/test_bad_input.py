@@ -319,6 +319,66 @@ def test_clip_converter_missing_file(tmp_path):
             str(tmp_path / 'absent.pt'), str(tmp_path / 'o'))
 
 
+def _tiny_openclip_src(path, nan=False):
+    open_clip = pytest.importorskip('open_clip')
+    torch.manual_seed(0)
+    model = open_clip.model.CLIP(
+        embed_dim=8,
+        vision_cfg=dict(layers=1, width=64, head_width=64, patch_size=16,
+                        image_size=32),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=1,
+                      layers=1))
+    sd = model.state_dict()
+    if nan:
+        sd['visual.proj'][0, 0] = float('nan')
+    torch.save(sd, path)
+
+
+@pytest.mark.parametrize(
+    'existing', ['user-folder', 'file', 'clip-config-plus-user-file'])
+def test_clip_converter_overwrite_only_replaces_its_output(tmp_path,
+                                                           existing):
+    src = str(tmp_path / 'src.pt')
+    _tiny_openclip_src(src)
+    out = tmp_path / 'target'
+    if existing == 'file':
+        out.write_text('precious')
+    else:
+        out.mkdir()
+        (out / 'notes.txt').write_text('precious')
+        if existing == 'clip-config-plus-user-file':
+            (out / 'config.json').write_text('{"model_type": "clip"}')
+            (out / 'model.safetensors').write_bytes(b'')
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(FileExistsError) as err:
+        convert_clip_checkpoint(src, str(out), overwrite=True)
+    assert 'target' in str(err.value) and 'not the output' in str(err.value)
+    assert sorted(os.listdir(tmp_path)) == before  # untouched, no temp dir
+    assert 'precious' in (out.read_text() if existing == 'file' else
+                          (out / 'notes.txt').read_text())
+
+
+def test_clip_converter_overwrite_replaces_previous_output(tmp_path):
+    src = str(tmp_path / 'src.pt')
+    _tiny_openclip_src(src)
+    out = str(tmp_path / 'hf')
+    convert_clip_checkpoint(src, out)
+    convert_clip_checkpoint(src, out, overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ['hf', 'src.pt']  # old one gone
+    assert osp.isfile(osp.join(out, 'model.safetensors'))
+
+
+def test_clip_converter_refuses_nan_weights(tmp_path):
+    src = str(tmp_path / 'src.pt')
+    _tiny_openclip_src(src, nan=True)
+    (tmp_path / 'out').mkdir()
+    with pytest.raises(ValueError) as err:
+        convert_clip_checkpoint(src, str(tmp_path / 'out' / 'hf'))
+    assert 'src.pt' in str(err.value) and 'NaN or Inf' in str(err.value)
+    assert 'visual_projection' in str(err.value) or 'proj' in str(err.value)
+    assert os.listdir(tmp_path / 'out') == []
+
+
 # ---------------------------------------------------------------- configs
 def _demo_model(ann, **changes):
     """The demo model config, its vocabulary built from a tiny json."""
