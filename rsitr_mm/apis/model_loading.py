@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import os.path as osp
+import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -350,6 +351,23 @@ def encode_image_tensors(model: nn.Module,
     return out
 
 
+def unknown_word_queries(model: nn.Module, texts: Sequence[str]) -> List[int]:
+    """Positions of the queries none of whose words the model knows.
+
+    Only models with a word vocabulary (``text_encoder.vocab``, e.g. the
+    BiGRU) can tell; sub-word tokenizers (CLIP, BERT) encode any text, so
+    for them the list is empty.
+    """
+    vocab = getattr(getattr(model, 'text_encoder', None), 'vocab', None)
+    if vocab is None or not hasattr(vocab, 'encode'):
+        return []
+    unk = getattr(vocab, 'unk_id', None)
+    return [
+        i for i, t in enumerate(texts)
+        if all(w == unk for w in vocab.encode(t))
+    ]
+
+
 @torch.no_grad()
 def encode_texts(model: nn.Module,
                  texts: Sequence[str],
@@ -368,6 +386,16 @@ def encode_texts(model: nn.Module,
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:
         raise ValueError('no caption to encode')
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(
+                f'query {i} is empty ({t!r}); expected a non-empty caption')
+    unknown = unknown_word_queries(model, texts)
+    if unknown:
+        warnings.warn(
+            f'{len(unknown)} query(ies) have no word in the model\'s '
+            'vocabulary, so their ranking carries no information: ' +
+            '; '.join(repr(texts[i]) for i in unknown[:5]))
     feats = []
     for start in range(0, len(texts), batch_size):
         samples = [
