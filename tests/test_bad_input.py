@@ -193,11 +193,24 @@ PRECOMP_CASES = [
         'train_filename.txt': ['a.jpg', 'b.jpg', 'c.jpg'],
         **GOOD_TEST
     }, ValueError, ['train_filename.txt', '3 lines']),
-    ('empty-caption', {
-        'train_caps.txt': ['c0', 'c1', '', 'c3', 'c4'],
+    ('empty-test-caption', {
+        'train_caps.txt': [f'c{i}' for i in range(5)],
         'train_filename.txt': ['a.jpg'],
+        'test_caps.txt': ['c0', 'c1', '', 'c3', 'c4'],
+        'test_filename.txt': ['t.jpg'],
+    }, ValueError, ['test_caps.txt:3', 'empty caption']),
+    ('val-from-train-with-val', {
+        'train_caps.txt': [f'c{i}' for i in range(10)],
+        'train_filename.txt': ['a.jpg', 'b.jpg'],
+        'val_caps.txt': [f'v{i}' for i in range(5)],
+        'val_filename.txt': ['v.jpg'],
         **GOOD_TEST
-    }, ValueError, ['train_caps.txt:3', 'empty caption']),
+    }, ValueError, ['x_precomp', 'val files already']),
+    ('val-from-train-too-many', {
+        'train_caps.txt': [f'c{i}' for i in range(10)],
+        'train_filename.txt': ['a.jpg', 'b.jpg'],
+        **GOOD_TEST
+    }, ValueError, ['x_precomp', 'between 1 and 1', 'got 2']),
     ('filename-changes-in-group', {
         'train_caps.txt': [f'c{i}' for i in range(5)],
         'train_filename.txt': ['a.jpg'] * 4 + ['b.jpg'],
@@ -228,11 +241,53 @@ def test_precomp_converter_bad_input_writes_nothing(tmp_path, files, error,
     out_dir = tmp_path / 'out'
     out_dir.mkdir()
     out = str(out_dir / 'dataset.json')
+    val_n = 2 if 'val_caps.txt' in files or len(
+        files.get('train_filename.txt', [])) == 2 else 0
     with pytest.raises(error) as err:
-        convert_precomp(folder, out)
+        convert_precomp(folder, out, val_from_train=val_n)
     for part in parts:
         assert part in str(err.value), (part, str(err.value))
     assert os.listdir(out_dir) == []  # no output, no temporary file
+
+
+def test_precomp_cli_drops_blank_train_captions_and_makes_val(tmp_path,
+                                                              capsys):
+    """The RSITMD precomp copy has blank train captions and no val files."""
+    import importlib.util
+    train_caps = [f'train cap {i}' for i in range(20)]
+    train_caps[2] = ''  # image a.jpg
+    train_caps[16] = '  '  # image d.jpg
+    folder = _precomp(str(tmp_path), {
+        'train_caps.txt': train_caps,
+        'train_filename.txt': ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg'],
+        **GOOD_TEST
+    })
+    spec = importlib.util.spec_from_file_location(
+        'p2k', osp.join(REPO, 'tools', 'dataset_converters',
+                        'precomp_to_karpathy.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    outs = []
+    for run in range(2):
+        out = str(tmp_path / f'out{run}.json')
+        with pytest.warns(UserWarning) as rec:
+            assert tool.main([folder, out, '--val-from-train', '1',
+                              '--seed', '3']) == 0
+        msgs = [str(w.message) for w in rec]
+        assert len(msgs) == 1, msgs  # one warning naming the images
+        assert 'a.jpg (line 3)' in msgs[0] and 'd.jpg (line 17)' in msgs[0]
+        outs.append(json.load(open(out)))
+    assert outs[0] == outs[1]  # seeded
+    images = outs[0]['images']
+    assert [i['split'] for i in images].count('val') == 1
+    caps = {i['filename']: len(i['sentences']) for i in images}
+    assert caps == {'a.jpg': 4, 'b.jpg': 5, 'c.jpg': 5, 'd.jpg': 4,
+                    't.jpg': 5}
+    # the json is a valid dataset with a non-empty val split
+    ds = RSRetrievalDataset(ann_file=str(tmp_path / 'out0.json'),
+                            split='val', test_mode=True,
+                            captions_per_image=None)
+    assert ds.img_size == 1
 
 
 def test_precomp_cli_reports_error_and_keeps_old_output(tmp_path):
