@@ -54,7 +54,8 @@ class SafeCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         super().before_train(runner)
         hub = runner.message_hub
-        if VALIDATED_KEY not in hub.runtime_info:
+        # only a best checkpoint depends on the validation after a save
+        if self.save_best and VALIDATED_KEY not in hub.runtime_info:
             hub.update_info(VALIDATED_KEY, 0)
         if not is_main_process() or not self._is_local():
             return
@@ -147,7 +148,9 @@ class SafeCheckpointHook(CheckpointHook):
         # the epoch checkpoint re-saved for a new best records that this
         # validation completed; see ResumableEpochBasedTrainLoop
         try:
-            runner.message_hub.update_info(VALIDATED_KEY, int(runner.epoch))
+            if self.save_best:
+                runner.message_hub.update_info(VALIDATED_KEY,
+                                               int(runner.epoch))
         except Exception:  # noqa: BLE001  validation outside training
             pass
         super().after_val_epoch(runner, metrics)
