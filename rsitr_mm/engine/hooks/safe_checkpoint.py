@@ -63,8 +63,9 @@ class SafeCheckpointHook(CheckpointHook):
             for tmp in glob.glob(osp.join(glob.escape(folder), '.*.tmp')):
                 name = osp.basename(tmp)
                 # atomic_write_bytes names its files '.<target>.<rand>.tmp'
-                if name.count('.') >= 3 and (
-                        '.pth.' in name or name.startswith('.last_checkpoint.')):
+                ours = '.pth.' in name or name.startswith(
+                    '.last_checkpoint.')
+                if name.count('.') >= 3 and ours:
                     os.remove(tmp)
                     runner.logger.info(
                         f'Removed {tmp}, left by an interrupted save.')
