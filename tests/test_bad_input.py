@@ -32,6 +32,10 @@ def _image(name, split='train', n=5, raw=None):
 
 def _write(tmp, content):
     path = osp.join(tmp, 'ann.json')
+    if isinstance(content, bytes):
+        with open(path, 'wb') as f:
+            f.write(content)
+        return path
     with open(path, 'w') as f:
         f.write(content if isinstance(content, str) else json.dumps(content))
     return path
@@ -60,6 +64,22 @@ DATASET_CASES = [
     ('missing-images-checked', {'images': [_image('gone.jpg')]},
      dict(check_images=True), FileNotFoundError,
      ['ann.json', 'gone.jpg', 'missing']),
+    ('split-restval', {'images': [_image('a.jpg'), _image('r.jpg',
+                                                          'restval')]},
+     {}, ValueError, ['ann.json', "'r.jpg'", "'restval'", "'train'"]),
+    ('split-capitalised', {'images': [_image('a.jpg'), _image('t.jpg',
+                                                            'Test')]},
+     {}, ValueError, ['ann.json', "'t.jpg'", "'Test'", 'expected one of']),
+    ('duplicate-filename', {'images': [_image('a.jpg'), _image('a.jpg')]},
+     {}, ValueError, ['ann.json', 'images[1]', "filename 'a.jpg'"]),
+    ('duplicate-imgid', {'images': [dict(_image('a.jpg'), imgid=7),
+                                    dict(_image('b.jpg'), imgid=7)]},
+     {}, ValueError, ['ann.json', 'images[1]', 'imgid 7']),
+    ('empty-split', {'images': [_image('a.jpg'), _image('b.jpg', 'test')]},
+     dict(split='val'), ValueError,
+     ['ann.json', "'val'", "'train': 1", "'test': 1", '--val-from-train']),
+    ('not-utf8', b'{"images": [{"filename": "caf\xe9.jpg"}]}', {},
+     ValueError, ['ann.json', 'not UTF-8', 'byte']),
 ]
 
 
@@ -94,6 +114,60 @@ def test_dataset_missing_image_when_loaded(tmp_path):
     assert osp.join('imgs', 'gone.jpg') in str(err.value)
 
 
+def test_dataset_reads_bom_json_and_bom_class_map(tmp_path):
+    ann = _write(str(tmp_path), b'\xef\xbb\xbf' + json.dumps(
+        {'images': [_image('a_1.jpg'), _image('b_2.jpg')]}).encode())
+    csv_path = tmp_path / 'classes.csv'
+    csv_path.write_bytes(b'\xef\xbb\xbffilename,class\na_1.jpg,Airport\n'
+                         b'b_2.jpg,Beach\n')
+    ds = RSRetrievalDataset(ann_file=ann, class_map=str(csv_path),
+                            label_rule=None)
+    # the BOM neither breaks the json nor turns the header into a class
+    assert ds.metainfo['classes'] == ('airport', 'beach')
+
+
+def test_dataset_warns_on_train_test_leakage(tmp_path, capsys):
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('leak', log_level='WARNING')
+    ann = _write(str(tmp_path), {'images': [_image('a.jpg'),
+                                            _image('a.jpg', 'test')]})
+    ds = RSRetrievalDataset(ann_file=ann)
+    assert ds.img_size == 1
+    out = capsys.readouterr()
+    assert 'leakage' in out.out + out.err and 'a.jpg' in out.out + out.err
+
+
+@pytest.mark.parametrize('content', [b'', b'not an image at all'],
+                         ids=['zero-byte', 'undecodable'])
+def test_dataset_bad_image_names_the_file(tmp_path, content):
+    os.makedirs(tmp_path / 'imgs')
+    (tmp_path / 'imgs' / 'bad.jpg').write_bytes(content)
+    ann = _write(str(tmp_path), {'images': [_image('bad.jpg')]})
+    ds = RSRetrievalDataset(
+        ann_file=ann, data_prefix=dict(img_path=str(tmp_path / 'imgs')),
+        pipeline=[dict(type='LoadImageFromFile')])
+    with pytest.raises(Exception) as err:
+        ds[0]
+    assert 'bad.jpg' in str(err.value)
+    assert 'ann.json' in str(err.value) or 'bad.jpg' in str(err.value)
+
+
+@pytest.mark.parametrize('test_mode', [False, True], ids=['train', 'test'])
+def test_dataset_indices_update_sizes_and_ids(tmp_path, test_mode):
+    ann = _write(str(tmp_path), {'images': [
+        _image(f'{i}.jpg', 'test') for i in range(4)]})
+    ds = RSRetrievalDataset(ann_file=ann, split='test', test_mode=test_mode,
+                            indices=[1, 3] if test_mode else [5, 6, 15])
+    if test_mode:
+        assert (ds.img_size, ds.text_size) == (2, 10)
+        assert ds[1]['gt_text_id'] == [5, 6, 7, 8, 9]
+        assert ds[1]['image_id'] == 1
+    else:
+        assert (ds.img_size, ds.text_size) == (2, 3)
+        assert [ds[i]['image_id'] for i in range(3)] == [0, 0, 1]
+        assert [ds[i]['text_id'] for i in range(3)] == [0, 1, 2]
+
+
 # ------------------------------------------------------ precomp converter
 def _precomp(tmp, files):
     folder = osp.join(tmp, 'x_precomp')
@@ -119,11 +193,24 @@ PRECOMP_CASES = [
         'train_filename.txt': ['a.jpg', 'b.jpg', 'c.jpg'],
         **GOOD_TEST
     }, ValueError, ['train_filename.txt', '3 lines']),
-    ('empty-caption', {
-        'train_caps.txt': ['c0', 'c1', '', 'c3', 'c4'],
+    ('empty-test-caption', {
+        'train_caps.txt': [f'c{i}' for i in range(5)],
         'train_filename.txt': ['a.jpg'],
+        'test_caps.txt': ['c0', 'c1', '', 'c3', 'c4'],
+        'test_filename.txt': ['t.jpg'],
+    }, ValueError, ['test_caps.txt:3', 'empty caption']),
+    ('val-from-train-with-val', {
+        'train_caps.txt': [f'c{i}' for i in range(10)],
+        'train_filename.txt': ['a.jpg', 'b.jpg'],
+        'val_caps.txt': [f'v{i}' for i in range(5)],
+        'val_filename.txt': ['v.jpg'],
         **GOOD_TEST
-    }, ValueError, ['train_caps.txt:3', 'empty caption']),
+    }, ValueError, ['x_precomp', 'val files already']),
+    ('val-from-train-too-many', {
+        'train_caps.txt': [f'c{i}' for i in range(10)],
+        'train_filename.txt': ['a.jpg', 'b.jpg'],
+        **GOOD_TEST
+    }, ValueError, ['x_precomp', 'between 1 and 1', 'got 2']),
     ('filename-changes-in-group', {
         'train_caps.txt': [f'c{i}' for i in range(5)],
         'train_filename.txt': ['a.jpg'] * 4 + ['b.jpg'],
@@ -154,11 +241,53 @@ def test_precomp_converter_bad_input_writes_nothing(tmp_path, files, error,
     out_dir = tmp_path / 'out'
     out_dir.mkdir()
     out = str(out_dir / 'dataset.json')
+    val_n = 2 if 'val_caps.txt' in files or len(
+        files.get('train_filename.txt', [])) == 2 else 0
     with pytest.raises(error) as err:
-        convert_precomp(folder, out)
+        convert_precomp(folder, out, val_from_train=val_n)
     for part in parts:
         assert part in str(err.value), (part, str(err.value))
     assert os.listdir(out_dir) == []  # no output, no temporary file
+
+
+def test_precomp_cli_drops_blank_train_captions_and_makes_val(tmp_path,
+                                                              capsys):
+    """The RSITMD precomp copy has blank train captions and no val files."""
+    import importlib.util
+    train_caps = [f'train cap {i}' for i in range(20)]
+    train_caps[2] = ''  # image a.jpg
+    train_caps[16] = '  '  # image d.jpg
+    folder = _precomp(str(tmp_path), {
+        'train_caps.txt': train_caps,
+        'train_filename.txt': ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg'],
+        **GOOD_TEST
+    })
+    spec = importlib.util.spec_from_file_location(
+        'p2k', osp.join(REPO, 'tools', 'dataset_converters',
+                        'precomp_to_karpathy.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    outs = []
+    for run in range(2):
+        out = str(tmp_path / f'out{run}.json')
+        with pytest.warns(UserWarning) as rec:
+            assert tool.main([folder, out, '--val-from-train', '1',
+                              '--seed', '3']) == 0
+        msgs = [str(w.message) for w in rec]
+        assert len(msgs) == 1, msgs  # one warning naming the images
+        assert 'a.jpg (line 3)' in msgs[0] and 'd.jpg (line 17)' in msgs[0]
+        outs.append(json.load(open(out)))
+    assert outs[0] == outs[1]  # seeded
+    images = outs[0]['images']
+    assert [i['split'] for i in images].count('val') == 1
+    caps = {i['filename']: len(i['sentences']) for i in images}
+    assert caps == {'a.jpg': 4, 'b.jpg': 5, 'c.jpg': 5, 'd.jpg': 4,
+                    't.jpg': 5}
+    # the json is a valid dataset with a non-empty val split
+    ds = RSRetrievalDataset(ann_file=str(tmp_path / 'out0.json'),
+                            split='val', test_mode=True,
+                            captions_per_image=None)
+    assert ds.img_size == 1
 
 
 def test_precomp_cli_reports_error_and_keeps_old_output(tmp_path):
@@ -245,6 +374,66 @@ def test_clip_converter_missing_file(tmp_path):
             str(tmp_path / 'absent.pt'), str(tmp_path / 'o'))
 
 
+def _tiny_openclip_src(path, nan=False):
+    open_clip = pytest.importorskip('open_clip')
+    torch.manual_seed(0)
+    model = open_clip.model.CLIP(
+        embed_dim=8,
+        vision_cfg=dict(layers=1, width=64, head_width=64, patch_size=16,
+                        image_size=32),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=1,
+                      layers=1))
+    sd = model.state_dict()
+    if nan:
+        sd['visual.proj'][0, 0] = float('nan')
+    torch.save(sd, path)
+
+
+@pytest.mark.parametrize(
+    'existing', ['user-folder', 'file', 'clip-config-plus-user-file'])
+def test_clip_converter_overwrite_only_replaces_its_output(tmp_path,
+                                                           existing):
+    src = str(tmp_path / 'src.pt')
+    _tiny_openclip_src(src)
+    out = tmp_path / 'target'
+    if existing == 'file':
+        out.write_text('precious')
+    else:
+        out.mkdir()
+        (out / 'notes.txt').write_text('precious')
+        if existing == 'clip-config-plus-user-file':
+            (out / 'config.json').write_text('{"model_type": "clip"}')
+            (out / 'model.safetensors').write_bytes(b'')
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(FileExistsError) as err:
+        convert_clip_checkpoint(src, str(out), overwrite=True)
+    assert 'target' in str(err.value) and 'not the output' in str(err.value)
+    assert sorted(os.listdir(tmp_path)) == before  # untouched, no temp dir
+    assert 'precious' in (out.read_text() if existing == 'file' else
+                          (out / 'notes.txt').read_text())
+
+
+def test_clip_converter_overwrite_replaces_previous_output(tmp_path):
+    src = str(tmp_path / 'src.pt')
+    _tiny_openclip_src(src)
+    out = str(tmp_path / 'hf')
+    convert_clip_checkpoint(src, out)
+    convert_clip_checkpoint(src, out, overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ['hf', 'src.pt']  # old one gone
+    assert osp.isfile(osp.join(out, 'model.safetensors'))
+
+
+def test_clip_converter_refuses_nan_weights(tmp_path):
+    src = str(tmp_path / 'src.pt')
+    _tiny_openclip_src(src, nan=True)
+    (tmp_path / 'out').mkdir()
+    with pytest.raises(ValueError) as err:
+        convert_clip_checkpoint(src, str(tmp_path / 'out' / 'hf'))
+    assert 'src.pt' in str(err.value) and 'NaN or Inf' in str(err.value)
+    assert 'visual_projection' in str(err.value) or 'proj' in str(err.value)
+    assert os.listdir(tmp_path / 'out') == []
+
+
 # ---------------------------------------------------------------- configs
 def _demo_model(ann, **changes):
     """The demo model config, its vocabulary built from a tiny json."""
@@ -289,6 +478,81 @@ def test_bad_model_config(tmp_path, make, error, parts):
         MODELS.build(cfg)
     for part in parts:
         assert part in str(err.value), (part, str(err.value))
+
+
+# --------------------------------------------------- config value ranges
+# (id, registered type, kwargs, config key, value shown in the message)
+_NECK_IN = dict(in_channels=[8, 16])
+RANGE_CASES = [
+    ('embed_dim-0', 'DualEncoderRetriever', dict(embed_dim=0), 'embed_dim',
+     '0'),
+    ('embed_dim-float', 'DualEncoderRetriever', dict(embed_dim=2.5),
+     'embed_dim', '2.5'),
+    ('retriever-temperature-nan', 'DualEncoderRetriever',
+     dict(temperature=float('nan')), 'temperature', 'nan'),
+    ('retriever-temperature-0', 'DualEncoderRetriever', dict(temperature=0),
+     'temperature', '0'),
+    ('infonce-temperature-nan', 'MultiPositiveInfoNCELoss',
+     dict(temperature=float('nan')), 'temperature', 'nan'),
+    ('infonce-temperature-negative', 'MultiPositiveInfoNCELoss',
+     dict(temperature=-0.1), 'temperature', '-0.1'),
+    ('infonce-loss_weight-inf', 'MultiPositiveInfoNCELoss',
+     dict(loss_weight=float('inf')), 'loss_weight', 'inf'),
+    ('triplet-margin-negative', 'TripletRankingLoss', dict(margin=-0.2),
+     'margin', '-0.2'),
+    ('triplet-margin-string', 'TripletRankingLoss', dict(margin='0.2'),
+     'margin', "'0.2'"),
+    ('stl-margin-negative', 'SemanticGuidedTripletLoss', dict(margin=-1.0),
+     'margin', '-1.0'),
+    ('stl-momentum-above-1', 'SemanticGuidedTripletLoss',
+     dict(prototype_momentum=1.5), 'prototype_momentum', '1.5'),
+    ('stl-prototype-temperature-0', 'SemanticGuidedTripletLoss',
+     dict(prototype_temperature=0.0), 'prototype_temperature', '0.0'),
+    ('bsd-topk_ratio-0', 'BidirectionalScaleDecoupling',
+     dict(_NECK_IN, topk_ratio=0.0), 'topk_ratio', '0.0'),
+    ('bsd-out_channels-0', 'BidirectionalScaleDecoupling',
+     dict(_NECK_IN, out_channels=0), 'out_channels', '0'),
+    ('bsd-softmax-temperature-nan', 'BidirectionalScaleDecoupling',
+     dict(_NECK_IN, softmax_temperature=float('nan')),
+     'softmax_temperature', 'nan'),
+    ('dapn-embed_dim-negative', 'DualAttentionPerception',
+     dict(embed_dim=-4), 'embed_dim', '-4'),
+    ('dapn-reduction-0', 'DualAttentionPerception', dict(reduction=0),
+     'reduction', '0'),
+    ('lsh-num_classes-0', 'LabelSemanticHead', dict(num_classes=0),
+     'num_classes', '0'),
+    ('lsh-decouple_weight-nan', 'LabelSemanticHead',
+     dict(num_classes=3, decouple_weight=float('nan')), 'decouple_weight',
+     'nan'),
+    ('osfcm-top_k-0', 'ObjectSemanticClusterHead', dict(top_k=0), 'top_k',
+     '0'),
+    ('osfcm-temperature-nan', 'ObjectSemanticClusterHead',
+     dict(temperature=float('nan')), 'temperature', 'nan'),
+    ('bigru-hidden_dim-0', 'BiGRUTextEncoder', dict(hidden_dim=0),
+     'hidden_dim', '0'),
+    ('bigru-dropout-1', 'BiGRUTextEncoder', dict(dropout=1.0), 'dropout',
+     '1.0'),
+    ('bigru-num_layers-bool', 'BiGRUTextEncoder', dict(num_layers=True),
+     'num_layers', 'True'),
+]
+
+
+@pytest.mark.parametrize(
+    'type_,kwargs,key,shown', [c[1:] for c in RANGE_CASES],
+    ids=[c[0] for c in RANGE_CASES])
+def test_config_values_are_range_checked(tmp_path, type_, kwargs, key,
+                                         shown):
+    ann = _write(str(tmp_path), {'images': [_image('a.jpg')]})
+    if type_ == 'DualEncoderRetriever':
+        cfg = _demo_model(ann, **kwargs)
+    elif type_ == 'BiGRUTextEncoder':
+        cfg = dict(type=type_, ann_files=[ann], **kwargs)
+    else:
+        cfg = dict(type=type_, **kwargs)
+    with pytest.raises(ValueError) as err:
+        MODELS.build(cfg)
+    msg = str(err.value)
+    assert type_ in msg and repr(key) in msg and shown in msg, msg
 
 
 # ------------------------------------------------------------------- CLIs

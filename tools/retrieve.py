@@ -8,12 +8,23 @@ Sub-commands::
     python tools/retrieve.py index CONFIG CHECKPOINT IMAGE_DIR INDEX_DIR \
         [--batch-size 32] [--dtype float16]
 
-    # text -> image (config and checkpoint come from the index by default)
+    # text -> image: pass the model the index was built with (checked
+    # against the identity the index recorded) ...
     python tools/retrieve.py text INDEX_DIR "two white storage tanks" \
-        [-k 5] [--out grid.png]
+        --config CONFIG --checkpoint CHECKPOINT [-k 5] [--out grid.png]
+    # ... or reuse the config/checkpoint named in the index, explicitly
+    python tools/retrieve.py text INDEX_DIR "two white storage tanks" \
+        --use-index-model
 
     # image -> image
-    python tools/retrieve.py image INDEX_DIR QUERY.png [-k 5] [--out grid.png]
+    python tools/retrieve.py image INDEX_DIR QUERY.png --config CONFIG \
+        --checkpoint CHECKPOINT [-k 5] [--out grid.png]
+
+An index folder is data: opening one never executes the config or loads the
+checkpoint it names unless ``--use-index-model`` is given, and then the
+files' sha256 must match the ones recorded when the index was built.
+Checkpoints are unpickled without running code unless ``--trust-checkpoint``
+is given.
 
     # image -> caption over a caption file (one caption per line)
     python tools/retrieve.py captions CONFIG CHECKPOINT IMAGE \
@@ -30,6 +41,11 @@ from mmengine.config import DictAction
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    p.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the checkpoint with full pickle, which can run code '
+        'from the file (default: tensors and mmengine values only)')
     p.add_argument(
         '--cfg-options',
         nargs='+',
@@ -80,10 +96,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.add_argument('index_dir')
         p.add_argument('queries', nargs='+', help=f'query {what}')
         p.add_argument(
-            '--config', help='default: the config recorded in the index')
+            '--config', help='config of the model the index was built with')
         p.add_argument(
             '--checkpoint',
-            help='default: the checkpoint recorded in the index')
+            help='checkpoint of the model the index was built with')
+        p.add_argument(
+            '--use-index-model',
+            action='store_true',
+            help='use the config and checkpoint recorded in the index '
+            '(executes that config; their sha256 must match the index)')
         _add_model_args(p)
         _add_search_args(p)
 
@@ -170,16 +191,45 @@ def draw_captions(result, out_file: str) -> None:
 
 
 def _load_index_model(args, index):
+    """The query model: given by the user, or the index's own on request."""
     from rsitr_mm.apis import init_retriever
+    from rsitr_mm.apis.model_loading import file_sha256
     ident = index.identity
-    config = args.config or ident.get('config')
-    checkpoint = args.checkpoint or ident.get('checkpoint')
-    if not config or not osp.isfile(config):
-        sys.exit(f'error: the config recorded in the index ({config!r}) is '
-                 'not there; pass --config')
-    if checkpoint and not osp.isfile(checkpoint):
-        sys.exit(f'error: the checkpoint recorded in the index '
-                 f'({checkpoint!r}) is not there; pass --checkpoint')
+    if args.use_index_model:
+        if args.config or args.checkpoint:
+            sys.exit('error: give either --use-index-model or '
+                     '--config/--checkpoint, not both')
+        config, checkpoint = ident.get('config'), ident.get('checkpoint')
+        for what, path in (('config', config), ('checkpoint', checkpoint)):
+            if what == 'checkpoint' and not path:
+                continue
+            if not path or not osp.isfile(path):
+                sys.exit(f'error: the {what} recorded in index '
+                         f'{args.index_dir!r} ({path!r}) is not there; pass '
+                         f'--config and --checkpoint')
+            recorded = ident.get(f'{what}_sha256')
+            if not recorded:
+                sys.exit(f'error: index {args.index_dir!r} records no '
+                         f'sha256 for its {what}, so --use-index-model '
+                         'cannot verify it; pass --config and --checkpoint')
+            actual = file_sha256(path, len(recorded))
+            if actual != recorded:
+                sys.exit(f'error: {what} {path!r} has sha256 {actual}, but '
+                         f'index {args.index_dir!r} was built with '
+                         f'{recorded}: the file changed; refusing to load '
+                         'it. Pass --config and --checkpoint')
+    else:
+        config, checkpoint = args.config, args.checkpoint
+        if not config:
+            sys.exit(f'error: pass --config and --checkpoint (the model index '
+                     f'{args.index_dir!r} was built with: config '
+                     f'{ident.get("config")!r}, checkpoint '
+                     f'{ident.get("checkpoint")!r}), or --use-index-model '
+                     'to load those (runs that config)')
+        if not osp.isfile(config):
+            sys.exit(f'error: config {config!r} does not exist')
+        if checkpoint and not osp.isfile(checkpoint):
+            sys.exit(f'error: checkpoint {checkpoint!r} does not exist')
     cfg_options = dict(ident.get('cfg_options') or {})
     if args.cfg_options:
         from mmengine.config import Config
@@ -187,7 +237,8 @@ def _load_index_model(args, index):
         merged.merge_from_dict(args.cfg_options)
         cfg_options = merged.to_dict()
     return init_retriever(
-        config, checkpoint, device=args.device, cfg_options=cfg_options)
+        config, checkpoint, device=args.device, cfg_options=cfg_options,
+        trust_checkpoint=args.trust_checkpoint)
 
 
 def _read_image_list(path: str) -> List[str]:
@@ -205,7 +256,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.command == 'index':
         model = init_retriever(
             args.config, args.checkpoint, device=args.device,
-            cfg_options=args.cfg_options)
+            cfg_options=args.cfg_options,
+            trust_checkpoint=args.trust_checkpoint)
         images = args.image_dir if osp.isdir(args.image_dir) \
             else _read_image_list(args.image_dir)
         index = ImageIndex.build(
@@ -240,7 +292,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         captions = [line.strip() for line in f if line.strip()]
     model = init_retriever(
         args.config, args.checkpoint, device=args.device,
-        cfg_options=args.cfg_options)
+        cfg_options=args.cfg_options,
+        trust_checkpoint=args.trust_checkpoint)
     result = search_captions(model, args.images, captions, **search_kwargs)
     print(result.format())
     if args.out:

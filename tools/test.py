@@ -4,8 +4,15 @@
 Prints the six recalls, mR and rsum as a table. Without a checkpoint the
 model is evaluated as built from the config (e.g. zero-shot pretrained
 weights named in the config).
+
+The checkpoint is loaded strictly: a missing, unexpected or mis-shaped key
+fails with the file and the keys named (``--non-strict`` loads the matching
+keys only). It is unpickled without running code (``weights_only`` plus the
+globals mmengine writes); ``--trust-checkpoint`` allows any pickle, for
+files from a source you trust.
 """
 import argparse
+import contextlib
 import json
 import os.path as osp
 
@@ -21,6 +28,7 @@ from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
                                     format_retrieval_table,
                                     set_dataloader_defaults, setup_launcher)
 from rsitr_mm.engine.preflight import run_preflight
+from rsitr_mm.utils.safe_load import check_state_dict, trust_checkpoints
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,6 +39,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', help='write the metrics to this json file')
     parser.add_argument(
         '--amp', action='store_true', help='encode under autocast')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint keys that fit the model and ignore the '
+        'missing, unexpected and mis-shaped ones (default: fail)')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle checkpoints with full pickle, which can run code '
+        'from the file (default: only tensors and the values mmengine '
+        'writes)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -45,6 +64,17 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     ensure_local_rank(args.local_rank)
     return args
+
+
+def check_checkpoint(runner: Runner, filename: str) -> None:
+    """Fail unless ``filename`` holds exactly the keys/shapes of the model.
+
+    The runner then loads it as usual (``load_from``, after ``before_run``).
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    check_state_dict(runner.model,
+                     _load_checkpoint(filename, map_location='cpu'),
+                     filename, hint='--non-strict')
 
 
 def main() -> None:
@@ -68,9 +98,14 @@ def main() -> None:
     run_preflight(cfg, ('test', ), args.config)  # one checklist, exit 2
     set_dataloader_defaults(cfg)
     setup_launcher(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
-    metrics = runner.test()
+    trust = trust_checkpoints() if args.trust_checkpoint \
+        else contextlib.nullcontext()
+    with trust:
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+            else RUNNERS.build(cfg)
+        if args.checkpoint is not None and not args.non_strict:
+            check_checkpoint(runner, args.checkpoint)
+        metrics = runner.test()
     if is_main_process():
         print(format_retrieval_table(metrics), flush=True)
         if args.out:

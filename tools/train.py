@@ -1,6 +1,7 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """Train a retrieval model: ``python tools/train.py CONFIG [options]``."""
 import argparse
+import contextlib
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
 from mmengine.config import Config, DictAction
@@ -31,6 +32,11 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='mixed-precision training (NaNSafeOptimWrapper becomes '
         'NaNSafeAmpOptimWrapper, OptimWrapper becomes AmpOptimWrapper)')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle checkpoints (--resume, load_from) with full pickle, '
+        'which can run code from the file')
     parser.add_argument(
         '--no-validate', action='store_true', help='skip validation')
     parser.add_argument(
@@ -96,7 +102,10 @@ def main() -> None:
     run_preflight(cfg, ('train', ), args.config)  # one checklist, exit 2
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
-    runner.train()
+    from rsitr_mm.utils import trust_checkpoints
+    with (trust_checkpoints() if args.trust_checkpoint else
+          contextlib.nullcontext()):
+        runner.train()
     finish_distributed()
 
 

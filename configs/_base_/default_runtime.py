@@ -8,7 +8,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # keep the best checkpoint by rsum on the VALIDATION split
     checkpoint=dict(
-        type='CheckpointHook',
+        type='SafeCheckpointHook',  # writes first, deletes last
         interval=1,
         max_keep_ckpts=2,
         save_best='retrieval/rsum',

@@ -3,10 +3,18 @@
 
 Layout of an index folder::
 
-    meta.json          model identity, dtype, dim, progress, skipped files
+    meta.json          model identity, dtype, dim, progress, skipped files,
+                       row count and sha256 of files.txt
     candidates.txt     every file to index, in order (written once)
     files.txt          the indexed files, one per row of the embeddings
                        (written when the build completes)
+    .lock              held (``fcntl.flock``) while a build runs
+
+Since format 2 the two lists hold one JSON string per line, so any file
+name (newlines included) round-trips. Opening an index checks that
+``meta.json`` parses, that ``embeddings.npy`` has the recorded rows and that
+``files.txt`` has the recorded sha256 (a reordered or edited list would map
+results to the wrong files); each failure is one error naming the file.
     embeddings.npy     (capacity, D) float16/float32, memory-mapped; the
                        first ``meta['count']`` rows are valid
 
@@ -17,6 +25,9 @@ file + ``os.replace``), so a crash loses at most the batch in flight, and
 running :meth:`ImageIndex.build` again on the folder continues from the
 recorded cursor.
 """
+import contextlib
+import errno
+import hashlib
 import json
 import os
 import os.path as osp
@@ -32,21 +43,85 @@ from .model_loading import (build_image_loader, check_identity,
                             model_identity, model_pipeline)
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 META_FILE = 'meta.json'
 CANDIDATES_FILE = 'candidates.txt'
 FILES_FILE = 'files.txt'
 EMBEDDINGS_FILE = 'embeddings.npy'
+LOCK_FILE = '.lock'
 
 
 def _atomic_write_json(path: str, obj: dict) -> None:
     atomic_write_text(json.dumps(obj, indent=2, sort_keys=True), path)
 
 
-def _read_lines(path: str) -> List[str]:
+def _read_lines(path: str, version: int = FORMAT_VERSION) -> List[str]:
+    """A file list: JSON strings per line (format 2) or raw lines (1)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path} is missing; the index is damaged, build it again')
     with open(path, encoding='utf-8') as f:
-        return [line.rstrip('\n') for line in f if line.rstrip('\n')]
+        lines = [line.rstrip('\n') for line in f if line.rstrip('\n')]
+    if version < 2:
+        return lines
+    try:
+        names = [json.loads(line) for line in lines]
+    except ValueError as e:
+        raise ValueError(f'{path} is damaged ({e}); build the index '
+                         'again') from None
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError(f'{path} is damaged (a line is not a file name); '
+                         'build the index again')
+    return names
+
+
+def _list_text(names: Sequence[str]) -> str:
+    return ''.join(json.dumps(n, ensure_ascii=False) + '\n' for n in names)
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_meta(index_dir: str) -> dict:
+    meta_path = osp.join(index_dir, META_FILE)
+    try:
+        with open(meta_path, encoding='utf-8') as f:
+            meta = json.load(f)
+    except ValueError as e:
+        raise ValueError(f'{meta_path} is damaged (not valid JSON: {e}); '
+                         'build the index again') from None
+    need = ('identity', 'embed_dim', 'dtype', 'count', 'cursor')
+    if not isinstance(meta, dict) or any(k not in meta for k in need):
+        raise ValueError(f'{meta_path} is damaged (expected the keys '
+                         f'{list(need)}); build the index again')
+    return meta
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: str):
+    """Hold an exclusive lock on ``index_dir`` for a build (or fail)."""
+    import fcntl
+    path = osp.join(index_dir, LOCK_FILE)
+    with open(path, 'a') as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise RuntimeError(
+                f'index {index_dir!r} is being built by another process '
+                f'(it holds {path}); wait for that build to finish, or use '
+                'another folder') from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def list_images(image_dir: str,
@@ -155,22 +230,40 @@ class ImageIndex:
         if not osp.isfile(meta_path):
             raise FileNotFoundError(
                 f'{index_dir!r} is not an image index (no {META_FILE})')
-        with open(meta_path, encoding='utf-8') as f:
-            meta = json.load(f)
+        meta = _read_meta(index_dir)
         if not meta.get('complete'):
             raise RuntimeError(
                 f'index {index_dir!r} is incomplete ({meta.get("cursor")} of '
                 f'{meta.get("num_candidates")} files processed); run the '
                 'build again on it to resume')
-        emb = np.load(
-            osp.join(index_dir, EMBEDDINGS_FILE),
-            mmap_mode='r' if mmap else None)
+        emb_path = osp.join(index_dir, EMBEDDINGS_FILE)
+        if not osp.isfile(emb_path):
+            raise FileNotFoundError(
+                f'{emb_path} is missing; build the index again')
+        try:
+            emb = np.load(emb_path, mmap_mode='r' if mmap else None)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f'{emb_path} is damaged or truncated ({e}); '
+                             'build the index again') from None
         count = int(meta['count'])
-        if emb.shape[0] < count or emb.shape[1] != meta['embed_dim']:
+        if emb.ndim != 2 or emb.shape[0] < count or \
+                emb.shape[1] != meta['embed_dim']:
             raise ValueError(
-                f'index {index_dir!r}: {EMBEDDINGS_FILE} has shape '
-                f'{emb.shape}, meta says ({count}, {meta["embed_dim"]})')
-        files = _read_lines(osp.join(index_dir, FILES_FILE))
+                f'{emb_path} has shape {emb.shape}, {META_FILE} says '
+                f'({count}, {meta["embed_dim"]}); build the index again')
+        version = int(meta.get('format_version', 1))
+        files_path = osp.join(index_dir, FILES_FILE)
+        files = _read_lines(files_path, version)
+        recorded = meta.get('files_sha256')
+        if recorded and _sha256_file(files_path) != recorded:
+            raise ValueError(
+                f'{files_path} changed since the index was built (sha256 '
+                'differs from meta.json): its rows would map to the wrong '
+                'files; build the index again')
+        if len(files) != count:
+            raise ValueError(
+                f'{files_path} lists {len(files)} files, {META_FILE} records '
+                f'{count} rows; build the index again')
         return cls(index_dir, emb[:count], files, meta)
 
     @classmethod
@@ -216,20 +309,30 @@ class ImageIndex:
             candidates = [osp.abspath(p) for p in images]
         identity = model_identity(model)
         os.makedirs(index_dir, exist_ok=True)
+        with build_lock(index_dir):
+            return cls._build_locked(model, images, index_dir, batch_size,
+                                     dtype, progress, overwrite, root,
+                                     candidates, identity)
+
+    @classmethod
+    def _build_locked(cls, model, images, index_dir, batch_size, dtype,
+                      progress, overwrite, root, candidates,
+                      identity) -> 'ImageIndex':
         meta_path = osp.join(index_dir, META_FILE)
         emb_path = osp.join(index_dir, EMBEDDINGS_FILE)
 
         meta = None
         if osp.isfile(meta_path) and not overwrite:
-            with open(meta_path, encoding='utf-8') as f:
-                meta = json.load(f)
+            meta = _read_meta(index_dir)
             check_identity(meta['identity'], identity,
                            f'index {index_dir!r}')
             if meta['dtype'] != dtype:
                 raise ValueError(
                     f'index {index_dir!r} stores {meta["dtype"]}, asked for '
                     f'{dtype}; use overwrite=True or another folder')
-            stored = _read_lines(osp.join(index_dir, CANDIDATES_FILE))
+            stored = _read_lines(
+                osp.join(index_dir, CANDIDATES_FILE),
+                int(meta.get('format_version', 1)))
             if stored != candidates:
                 warnings.warn(
                     f'index {index_dir!r}: the file list changed since the '
@@ -246,7 +349,7 @@ class ImageIndex:
             for name in (FILES_FILE, EMBEDDINGS_FILE):
                 if osp.exists(osp.join(index_dir, name)):
                     os.remove(osp.join(index_dir, name))
-            atomic_write_text(''.join(c + '\n' for c in candidates),
+            atomic_write_text(_list_text(candidates),
                               osp.join(index_dir, CANDIDATES_FILE))
             meta = dict(
                 format_version=FORMAT_VERSION,
@@ -331,8 +434,12 @@ class ImageIndex:
             os.replace(tmp, emb_path)
         else:
             del emb
-        atomic_write_text(''.join(f + '\n' for f in files),
-                          osp.join(index_dir, FILES_FILE))
+        files_path = osp.join(index_dir, FILES_FILE)
+        if int(meta.get('format_version', 1)) >= 2:
+            atomic_write_text(_list_text(files), files_path)
+        else:
+            atomic_write_text(''.join(f + '\n' for f in files), files_path)
+        meta['files_sha256'] = _sha256_file(files_path)
         if skipped:
             warnings.warn(
                 f'index {index_dir!r}: {len(skipped)} file(s) skipped: ' +

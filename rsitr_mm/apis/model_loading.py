@@ -7,10 +7,12 @@ test pipeline (``test_dataloader.dataset.pipeline`` without ``PackInputs``)
 so that an image encoded here gets exactly the embedding it gets in
 ``tools/test.py``.
 """
+import contextlib
 import copy
 import hashlib
 import json
 import os.path as osp
+import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -93,7 +95,9 @@ def get_test_pipeline(cfg: Config) -> List[dict]:
 def init_retriever(config: Union[str, Config],
                    checkpoint: Optional[str] = None,
                    device: Union[str, torch.device] = 'cpu',
-                   cfg_options: Optional[dict] = None) -> nn.Module:
+                   cfg_options: Optional[dict] = None,
+                   trust_checkpoint: bool = False,
+                   strict: bool = True) -> nn.Module:
     """Build a retriever from its config and load a checkpoint.
 
     The returned model is in eval mode on ``device`` and carries:
@@ -115,14 +119,23 @@ def init_retriever(config: Union[str, Config],
         cfg_options (dict, optional): overrides merged into the config, as
             ``--cfg-options`` of the tools (e.g. the text encoder's
             ``ann_files``).
+        trust_checkpoint (bool): unpickle the checkpoint with full pickle,
+            which runs any code the file names. By default only tensors and
+            the values mmengine writes are accepted, and any other global
+            raises :class:`~rsitr_mm.utils.UntrustedCheckpointError`.
+        strict (bool): fail (``ValueError`` naming the file and the keys)
+            unless the checkpoint holds exactly the model's keys and shapes.
 
     Returns:
         nn.Module: the retriever.
     """
     import rsitr_mm  # noqa: F401  (registers modules, stack fixes)
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
+    from mmengine.runner.checkpoint import (_load_checkpoint,
+                                            _load_checkpoint_to_model)
     from mmpretrain.registry import MODELS
+
+    from ..utils.safe_load import check_state_dict, trust_checkpoints
 
     config_path = None
     if isinstance(config, str):
@@ -149,8 +162,14 @@ def init_retriever(config: Union[str, Config],
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(
                 f'checkpoint file {checkpoint!r} does not exist')
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                        logger='silent')
+        trust = trust_checkpoints(checkpoint) if trust_checkpoint \
+            else contextlib.nullcontext()
+        with trust:
+            ckpt = _load_checkpoint(
+                checkpoint, map_location='cpu', logger='silent')
+        if strict:
+            check_state_dict(model, ckpt, checkpoint, hint='strict=False')
+        _load_checkpoint_to_model(model, ckpt, strict=False)
     model.to(device)
     model.eval()
     model.cfg = cfg
@@ -159,6 +178,8 @@ def init_retriever(config: Union[str, Config],
     # fingerprint and hashes the checkpoint file when an index needs them
     model.retrieval_identity = dict(
         config=config_path,
+        config_sha256=file_sha256(config_path)
+        if config_path and osp.isfile(config_path) else None,
         checkpoint=checkpoint,
         checkpoint_sha256=None,
         cfg_options=_jsonable(cfg_options or {}))
@@ -330,6 +351,23 @@ def encode_image_tensors(model: nn.Module,
     return out
 
 
+def unknown_word_queries(model: nn.Module, texts: Sequence[str]) -> List[int]:
+    """Positions of the queries none of whose words the model knows.
+
+    Only models with a word vocabulary (``text_encoder.vocab``, e.g. the
+    BiGRU) can tell; sub-word tokenizers (CLIP, BERT) encode any text, so
+    for them the list is empty.
+    """
+    vocab = getattr(getattr(model, 'text_encoder', None), 'vocab', None)
+    if vocab is None or not hasattr(vocab, 'encode'):
+        return []
+    unk = getattr(vocab, 'unk_id', None)
+    return [
+        i for i, t in enumerate(texts)
+        if all(w == unk for w in vocab.encode(t))
+    ]
+
+
 @torch.no_grad()
 def encode_texts(model: nn.Module,
                  texts: Sequence[str],
@@ -348,6 +386,16 @@ def encode_texts(model: nn.Module,
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:
         raise ValueError('no caption to encode')
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(
+                f'query {i} is empty ({t!r}); expected a non-empty caption')
+    unknown = unknown_word_queries(model, texts)
+    if unknown:
+        warnings.warn(
+            f'{len(unknown)} query(ies) have no word in the model\'s '
+            'vocabulary, so their ranking carries no information: ' +
+            '; '.join(repr(texts[i]) for i in unknown[:5]))
     feats = []
     for start in range(0, len(texts), batch_size):
         samples = [

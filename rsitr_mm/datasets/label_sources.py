@@ -108,7 +108,8 @@ def load_class_map(path: str) -> Dict[str, str]:
         for fname in txt_files:
             full = osp.join(path, fname)
             cls_name = fname[:-len('.txt')]
-            for lineno, line in enumerate(get_text(full).split('\n'), 1):
+            for lineno, line in enumerate(
+                    read_text_utf8(full).split('\n'), 1):
                 if line.strip():
                     add(line, cls_name, f'{full}:{lineno}')
         return mapping
@@ -117,7 +118,7 @@ def load_class_map(path: str) -> Dict[str, str]:
         raise FileNotFoundError(
             f'class_map {path} is neither a folder of <Class>.txt files nor '
             'a csv file.')
-    rows = csv.reader(io.StringIO(get_text(path)))
+    rows = csv.reader(io.StringIO(read_text_utf8(path)))
     for lineno, row in enumerate(rows, 1):
         if not row or all(not cell.strip() for cell in row):
             continue
@@ -130,6 +131,21 @@ def load_class_map(path: str) -> Dict[str, str]:
             continue
         add(row[0], row[1], f'{path}:{lineno}')
     return mapping
+
+
+def read_text_utf8(path: str) -> str:
+    """A text file as UTF-8 (a byte-order mark is dropped).
+
+    Raises:
+        ValueError: the file is not UTF-8; the message names it and the
+            offending byte offset.
+    """
+    try:
+        return get_text(path, encoding='utf-8-sig')
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f'{path} is not UTF-8 text (byte {e.start}: {e.reason}); save '
+            'it as UTF-8.') from None
 
 
 def filename_prefix_label(

@@ -15,7 +15,9 @@ Note: in the common UCM/Sydney copies the ``test`` files hold the Karpathy
 """
 import json
 import os.path as osp
+import random
 import re
+import warnings
 from typing import Dict, List, Optional, Tuple
 
 from ..utils.fileio import atomic_write_text
@@ -49,14 +51,21 @@ def _split_files(precomp_dir: str, split: str,
     return None
 
 
-def _read_split(caps_file: str, names_file: str,
-                cpi: int) -> List[Tuple[str, List[str]]]:
-    """Read one split as ``[(filename, captions), ...]`` with checks."""
+def _read_split(caps_file: str, names_file: str, cpi: int,
+                drop_blank: bool = False) -> List[Tuple[str, List[str]]]:
+    """Read one split as ``[(filename, captions), ...]`` with checks.
+
+    A blank caption is an error, unless ``drop_blank`` (the train split):
+    then it is removed from its image (which keeps its other captions) and
+    one warning names the images concerned.
+    """
     caps = _read_lines(caps_file)
     names = _read_lines(names_file)
-    for lineno, cap in enumerate(caps, 1):
-        if not cap.strip():
-            raise ValueError(f'{caps_file}:{lineno}: empty caption.')
+    blank = [i for i, cap in enumerate(caps) if not cap.strip()]
+    if blank and not drop_blank:
+        raise ValueError(f'{caps_file}:{blank[0] + 1}: empty caption '
+                         '(blank captions are only dropped from the train '
+                         'split).')
     if len(caps) % cpi:
         raise ValueError(
             f'{caps_file} has {len(caps)} lines, not a multiple of '
@@ -85,14 +94,34 @@ def _read_split(caps_file: str, names_file: str,
     for k, name in enumerate(filenames):
         if not name.strip():
             raise ValueError(f'{names_file}:{line_of[k]}: empty filename.')
-    return [(name.strip(), caps[k * cpi:(k + 1) * cpi])
-            for k, name in enumerate(filenames)]
+    out = []
+    hit = {}
+    for k, name in enumerate(filenames):
+        group = caps[k * cpi:(k + 1) * cpi]
+        kept = [c for c in group if c.strip()]
+        if len(kept) != len(group):
+            hit[name.strip()] = [k * cpi + j + 1 for j, c in enumerate(group)
+                                 if not c.strip()]
+        if kept:
+            out.append((name.strip(), kept))
+    if hit:
+        empty = [n for n in hit if n not in {o[0] for o in out}]
+        warnings.warn(
+            f'{caps_file}: dropped {sum(map(len, hit.values()))} blank '
+            f'caption(s) of {len(hit)} train image(s): ' + ', '.join(
+                f'{n} (line {", ".join(map(str, lines))})'
+                for n, lines in hit.items()) +
+            (f'; images left without caption and dropped: {empty}'
+             if empty else ''))
+    return out
 
 
 def precomp_to_karpathy(precomp_dir: str,
                         captions_per_image: int = 5,
                         dataset: Optional[str] = None,
-                        suffix: str = '') -> Dict:
+                        suffix: str = '',
+                        val_from_train: int = 0,
+                        seed: int = 0) -> Dict:
     """Build a Karpathy-format dict from a precomp folder.
 
     Args:
@@ -106,6 +135,11 @@ def precomp_to_karpathy(precomp_dir: str,
             ``train_caps_verify.txt``/``val_caps_verify.txt`` variant of the
             Sydney copy; a split without suffixed files falls back to the
             plain files. Defaults to ''.
+        val_from_train (int): For copies without val files: move this many
+            train images (drawn with ``random.Random(seed)``) to a new
+            ``val`` split. An error if the folder has val files. Defaults
+            to 0 (no val split made).
+        seed (int): Seed of that draw. Defaults to 0.
 
     Returns:
         dict: ``{'dataset': str, 'images': [...]}`` with images in split
@@ -138,7 +172,8 @@ def precomp_to_karpathy(precomp_dir: str,
             raise FileNotFoundError(
                 f'{precomp_dir} has no {split}_caps{suffix}.txt / '
                 f'{split}_filename{suffix}.txt.')
-        for filename, caps in _read_split(*files, captions_per_image):
+        for filename, caps in _read_split(
+                *files, captions_per_image, drop_blank=split == 'train'):
             if filename in seen:
                 raise ValueError(
                     f'{files[1]}: filename {filename!r} occurs twice '
@@ -161,14 +196,35 @@ def precomp_to_karpathy(precomp_dir: str,
                     split=split,
                     sentids=[s['sentid'] for s in sentences],
                     sentences=sentences))
+    if val_from_train:
+        _make_val_split(images, val_from_train, seed, precomp_dir)
     return dict(dataset=dataset, images=images)
+
+
+def _make_val_split(images: List[Dict], n: int, seed: int,
+                    precomp_dir: str) -> None:
+    """Move ``n`` seeded-random train images to a ``val`` split."""
+    if any(img['split'] == 'val' for img in images):
+        raise ValueError(
+            f'{precomp_dir} has val files already; --val-from-train is for '
+            'copies without a val split.')
+    train = [i for i, img in enumerate(images) if img['split'] == 'train']
+    if not 0 < n < len(train):
+        raise ValueError(
+            f'--val-from-train must be between 1 and {len(train) - 1} (the '
+            f'train split of {precomp_dir} has {len(train)} images), got '
+            f'{n}.')
+    for i in random.Random(seed).sample(train, n):
+        images[i]['split'] = 'val'
 
 
 def convert_precomp(precomp_dir: str,
                     out_json: str,
                     captions_per_image: int = 5,
                     dataset: Optional[str] = None,
-                    suffix: str = '') -> Dict:
+                    suffix: str = '',
+                    val_from_train: int = 0,
+                    seed: int = 0) -> Dict:
     """Convert a precomp folder and write the json atomically.
 
     The json is written to a temporary file in the target folder and moved
@@ -181,11 +237,13 @@ def convert_precomp(precomp_dir: str,
         captions_per_image (int): Defaults to 5.
         dataset (str, optional): See :func:`precomp_to_karpathy`.
         suffix (str): See :func:`precomp_to_karpathy`.
+        val_from_train (int): See :func:`precomp_to_karpathy`.
+        seed (int): See :func:`precomp_to_karpathy`.
 
     Returns:
         dict: The written annotation.
     """
     data = precomp_to_karpathy(precomp_dir, captions_per_image, dataset,
-                               suffix)
+                               suffix, val_from_train, seed)
     atomic_write_text(json.dumps(data, ensure_ascii=False), out_json)
     return data

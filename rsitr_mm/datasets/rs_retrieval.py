@@ -5,12 +5,13 @@ import logging
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from mmengine.fileio import exists, get_text, join_path
+from mmengine.fileio import exists, join_path
 from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .label_sources import LABEL_RULES, load_class_map, normalize_class_name
+from .label_sources import (LABEL_RULES, load_class_map, normalize_class_name,
+                            read_text_utf8)
 
 _DEFAULT = 'default'
 
@@ -141,7 +142,7 @@ class RSRetrievalDataset(BaseDataset):
     # ------------------------------------------------------------------ io
     def _read_images(self) -> List[dict]:
         """Read the json and check the keys of every image."""
-        text = get_text(self.ann_file)
+        text = read_text_utf8(self.ann_file)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -178,7 +179,45 @@ class RSRetrievalDataset(BaseDataset):
                         f'{self.ann_file}: images[{idx}] (filename '
                         f'{img["filename"]!r}) sentence {j} is empty or not '
                         f'a string: {raw!r}.')
+            if img['split'] not in self.SPLITS:
+                hint = (" ('restval' images of the Karpathy files are "
+                        "usually trained on: rename the split to 'train')"
+                        if img['split'] == 'restval' else '')
+                raise ValueError(
+                    f'{self.ann_file}: images[{idx}] (filename '
+                    f'{img["filename"]!r}) has split {img["split"]!r}, '
+                    f'expected one of {self.SPLITS}{hint}.')
+        self._check_duplicates(images)
         return images
+
+    def _check_duplicates(self, images: List[dict]) -> None:
+        """Refuse repeated filenames/imgids; warn on train/test leakage."""
+        first: Dict[tuple, int] = {}
+        splits_of: Dict[str, set] = {}
+        for idx, img in enumerate(images):
+            keys = [('filename', img['filename'])]
+            if 'imgid' in img:
+                keys.append(('imgid', img['imgid']))
+            for key in keys:
+                if key in first:
+                    j = first[key]
+                    if key[0] == 'filename' and \
+                            images[j]['split'] != img['split']:
+                        continue  # leakage, reported below
+                    raise ValueError(
+                        f'{self.ann_file}: images[{idx}] repeats {key[0]} '
+                        f'{key[1]!r} of images[{j}]; expected every image '
+                        'once.')
+                first[key] = idx
+            splits_of.setdefault(img['filename'], set()).add(img['split'])
+        leaked = sorted(f for f, s in splits_of.items() if len(s) > 1)
+        if leaked:
+            print_log(
+                f'{self.ann_file}: {len(leaked)} image(s) appear in more '
+                f'than one split (train/test leakage inflates the scores), '
+                f'e.g. {", ".join(leaked[:5])}.',
+                logger='current',
+                level=logging.WARNING)
 
     # -------------------------------------------------------------- labels
     def _label_names(self, images: List[dict],
@@ -286,6 +325,16 @@ class RSRetrievalDataset(BaseDataset):
 
         self.img_size = image_id
         self.text_size = text_id
+        if not items:
+            counts = {}
+            for img in images:
+                counts[img['split']] = counts.get(img['split'], 0) + 1
+            raise ValueError(
+                f'{self.ann_file}: split {self.split!r} has no image; the '
+                f'file has {counts or "no images"}. Without a val split, '
+                "use split='test' for validation, or convert with "
+                'tools/dataset_converters/precomp_to_karpathy.py '
+                '--val-from-train N (see docs/datasets.md).')
         if n_unlabelled:
             print_log(
                 f'{n_unlabelled} of {image_id} images of split {self.split!r} '
@@ -296,6 +345,41 @@ class RSRetrievalDataset(BaseDataset):
         if self.check_images:
             self._check_images(paths)
         return items
+
+    def _get_unserialized_subset(self, indices):
+        """``indices=`` subset, with dense ids and fresh sizes."""
+        sub_data_list = super()._get_unserialized_subset(indices)
+        image_ids: Dict[int, int] = {}
+        text_ids: Dict[int, int] = {}
+        for item in sub_data_list:
+            image_ids.setdefault(item['image_id'], len(image_ids))
+            for tid in item.get('gt_text_id', [item.get('text_id')]):
+                if tid is not None:
+                    text_ids.setdefault(tid, len(text_ids))
+        for item in sub_data_list:
+            item['image_id'] = image_ids[item['image_id']]
+            if 'text_id' in item:
+                item['text_id'] = text_ids[item['text_id']]
+            if 'gt_text_id' in item:
+                item['gt_text_id'] = [text_ids[t] for t in item['gt_text_id']]
+                item['gt_image_id'] = [item['image_id']] * len(
+                    item['gt_text_id'])
+        self.img_size = len(image_ids)
+        self.text_size = len(text_ids)
+        return sub_data_list
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline; a failure names the image file."""
+        try:
+            return super().prepare_data(idx)
+        except Exception as e:  # noqa: BLE001  re-raised with the path
+            path = self.get_data_info(idx).get('img_path')
+            if path and str(path) not in str(e):
+                raise RuntimeError(
+                    f'cannot load image {path!r} (item {idx} of '
+                    f'{self.ann_file}): {type(e).__name__}: {e}. Expected a '
+                    'readable, non-empty image file.') from e
+            raise
 
     def _check_images(self, paths: List[str]) -> None:
         """Raise one error listing the missing image files."""

@@ -6,28 +6,30 @@ so no user has to set an environment variable:
 
 * torch >= 2.6 loads checkpoints with ``weights_only=True`` by default, while
   mmengine 0.10.7 saves its message hub (``HistoryBuffer``, numpy scalars)
-  inside every checkpoint. Resuming, ``load_from`` and ``tools/test.py`` then
-  fail with ``UnpicklingError``. We re-register mmengine's local-file
-  checkpoint scheme so that it loads with ``weights_only=False``. Only files
-  the user points the runner at are read this way (the same trust model as
-  mmengine on torch < 2.6).
+  inside every checkpoint; resuming, ``load_from`` and ``tools/test.py``
+  then fail with ``UnpicklingError``. We re-register mmengine's local-file
+  checkpoint scheme with :func:`load_from_local`, which still loads with
+  ``weights_only=True`` and allows, for that one call, exactly the globals
+  mmengine writes (see :mod:`rsitr_mm.utils.safe_load`). A file that needs
+  more is refused unless the caller opted in (``--trust-checkpoint``,
+  ``trust_checkpoint=True``). Loading is never weaker than torch's default.
 * mmengine writes checkpoints straight to their final path; a killed run can
   leave a truncated file that ``--resume`` then fails on. Local checkpoints
   are written atomically instead (temporary file, fsync, rename).
 """
 import os.path as osp
 
-import torch
+from .safe_load import safe_torch_load
 
 _PATCHED = False
 
 
 def load_from_local(filename: str, map_location=None):
-    """Load a local checkpoint written by mmengine (trusted, full pickle)."""
+    """mmengine's local-file checkpoint loader, without code execution."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return safe_torch_load(filename, map_location=map_location)
 
 
 def apply_compat_patches() -> None:

@@ -92,13 +92,19 @@ def test_real_sydney_verify_variant():
 
 
 @pytest.mark.skipif(not PRECOMP.is_dir(), reason='shared data absent')
-def test_real_rsitmd_blank_caption_refused():
+def test_real_rsitmd_blank_train_captions_dropped():
+    """The common RSITMD precomp copy has blank train captions: converted,
+    with one warning naming the images; a val split can be drawn."""
     caps_file = PRECOMP / 'rsitmd_precomp' / 'train_caps.txt'
     first_blank = next(i for i, c in enumerate(lines(caps_file), 1)
                        if not c.strip())
-    with pytest.raises(
-            ValueError, match=rf'train_caps\.txt:{first_blank}: empty'):
-        precomp_to_karpathy(str(caps_file.parent))
+    with pytest.warns(UserWarning) as rec:
+        data = precomp_to_karpathy(str(caps_file.parent), val_from_train=3)
+    msgs = [str(w.message) for w in rec if 'blank' in str(w.message)]
+    assert len(msgs) == 1 and f'line {first_blank}' in msgs[0]
+    assert all(s['raw'].strip() for im in data['images']
+               for s in im['sentences'])
+    assert sum(im['split'] == 'val' for im in data['images']) == 3
 
 
 def test_synthetic_conversion_with_val(tmp_path):
@@ -138,11 +144,11 @@ def test_synthetic_refusals(tmp_path):
             ValueError, match=r"test_filename\.txt:4: filename 'other\.tif'"):
         precomp_to_karpathy(folder)
 
-    caps = list(train_caps)
-    caps[6] = '   '
-    folder = write_precomp(tmp_path / 'c', caps, train_names, test_caps,
+    caps = list(test_caps)
+    caps[2] = '   '  # blank test captions stay an error
+    folder = write_precomp(tmp_path / 'c', train_caps, train_names, caps,
                            test_names)
-    with pytest.raises(ValueError, match=r'train_caps\.txt:7: empty caption'):
+    with pytest.raises(ValueError, match=r'test_caps\.txt:3: empty caption'):
         precomp_to_karpathy(folder)
 
     folder = write_precomp(tmp_path / 'd', train_caps[:9], train_names,

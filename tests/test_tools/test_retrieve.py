@@ -91,10 +91,10 @@ def test_cli_end_to_end(setup, capsys):
     assert meta['complete'] and meta['dtype'] == 'float16'
     assert meta['identity']['config'] == setup['config']
 
-    # text query; config and checkpoint come from the index meta
+    # text query; config and checkpoint come from the index meta on request
     grid = str(root / 'text.png')
     out = _run(['text', index_dir, 'two white storage tanks', '-k', '3',
-                '--out', grid], cwd=str(root))
+                '--out', grid, '--use-index-model'], cwd=str(root))
     assert 'query: two white storage tanks' in out
     ranking = _ranking(out)
     assert len(ranking) == 3
@@ -107,7 +107,8 @@ def test_cli_end_to_end(setup, capsys):
     # image query with an indexed image: it comes back first, score ~1
     query = osp.join(images, list_images(images)[5])
     grid = str(root / 'image.png')
-    out = _run(['image', index_dir, query, '-k', '4', '--out', grid],
+    out = _run(['image', index_dir, query, '-k', '4', '--out', grid,
+                '--config', setup['config'], '--checkpoint', setup['ckpt']],
                cwd=str(root))
     ranking = _ranking(out)
     assert len(ranking) == 4

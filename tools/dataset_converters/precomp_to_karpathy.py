@@ -35,6 +35,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--suffix',
         default='',
         help='prefer files named {split}_caps{SUFFIX}.txt, e.g. _verify')
+    parser.add_argument(
+        '--val-from-train',
+        type=int,
+        default=0,
+        metavar='N',
+        help='for copies without val files: move N random train images '
+        '(seeded by --seed) to a new val split')
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of --val-from-train')
     return parser.parse_args(argv)
 
 
@@ -43,7 +52,7 @@ def main(argv=None) -> int:
     try:
         data = convert_precomp(args.precomp_dir, args.out_json,
                                args.captions_per_image, args.dataset,
-                               args.suffix)
+                               args.suffix, args.val_from_train, args.seed)
     except (OSError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -2,8 +2,10 @@
 from .atomic_checkpoint import atomic_save_checkpoint, patch_atomic_checkpoint
 from .nan_guard import (NaNGuardHook, NaNSafeAmpOptimWrapper,
                         NaNSafeOptimWrapper, amp_counterpart)
+from .safe_checkpoint import SafeCheckpointHook
 
 __all__ = [
     'NaNGuardHook', 'NaNSafeOptimWrapper', 'NaNSafeAmpOptimWrapper',
-    'amp_counterpart', 'atomic_save_checkpoint', 'patch_atomic_checkpoint'
+    'amp_counterpart', 'SafeCheckpointHook', 'atomic_save_checkpoint',
+    'patch_atomic_checkpoint'
 ]

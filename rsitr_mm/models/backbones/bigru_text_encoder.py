@@ -8,6 +8,7 @@ from mmpretrain.registry import MODELS
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rsitr_mm.datasets.vocab import Vocabulary, load_or_build_vocab
+from ...utils.validation import check_values
 
 
 @MODELS.register_module()
@@ -62,6 +63,11 @@ class BiGRUTextEncoder(BaseModule):
                  dropout: float = 0.,
                  pooling: str = 'last',
                  init_cfg: Optional[dict] = None) -> None:
+        check_values(
+            'BiGRUTextEncoder',
+            min_freq=(min_freq, 'int>=1'), word_dim=(word_dim, 'int>=1'),
+            hidden_dim=(hidden_dim, 'int>=1'),
+            num_layers=(num_layers, 'int>=1'), dropout=(dropout, '[0,1)'))
         super().__init__(init_cfg=init_cfg)
         if pooling not in ('last', 'mean'):
             raise ValueError(

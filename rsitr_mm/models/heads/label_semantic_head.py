@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
+from ...utils.validation import check_values
 
 _MODES = ('residual', 'concat', 'full')
 
@@ -75,6 +76,14 @@ class LabelSemanticHead(BaseModule):
                  decouple: str = 'corr',
                  retrieval_mode: str = 'residual',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        check_values(
+            'LabelSemanticHead',
+            num_classes=(num_classes, 'int>=1'),
+            in_channels=(in_channels, 'int>=1'),
+            semantic_dim=(semantic_dim, 'int>=0'),
+            loss_weight_image=(loss_weight_image, '>=0'),
+            loss_weight_text=(loss_weight_text, '>=0'),
+            decouple_weight=(decouple_weight, '>=0'))
         super().__init__(init_cfg=init_cfg)
         name = 'LabelSemanticHead'
         if not isinstance(num_classes, int) or num_classes < 1:

@@ -18,6 +18,7 @@ from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
 from rsitr_mm.datasets.object_priors import ObjectPriors, build_object_priors
+from ...utils.validation import check_values
 
 _PROTOTYPES = ('learnable', 'ema')
 
@@ -102,6 +103,14 @@ class ObjectSemanticClusterHead(BaseModule):
                  text_weight: float = 0.5,
                  min_prior: float = 0.0,
                  init_cfg: Optional[dict] = None) -> None:
+        check_values(
+            'ObjectSemanticClusterHead',
+            embed_dim=(embed_dim, 'int>=1'), top_k=(top_k, 'int>=1'),
+            ema_momentum=(ema_momentum, '[0,1]'),
+            temperature=(temperature, '>0'),
+            loss_weight=(loss_weight, '>=0'),
+            text_weight=(text_weight, '>=0'),
+            min_prior=(min_prior, '[0,1)'))
         super().__init__(init_cfg=init_cfg)
         if prototype not in _PROTOTYPES:
             raise ValueError(f'ObjectSemanticClusterHead: prototype must be '

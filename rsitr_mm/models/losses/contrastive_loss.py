@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from ...utils.validation import check_values
 from .utils import as_id_tensor, gather_pool, positive_mask, scores_fp32
 
 
@@ -53,6 +54,10 @@ class MultiPositiveInfoNCELoss(nn.Module):
                  learnable: bool = False,
                  gather_negatives: bool = True,
                  loss_weight: float = 1.0) -> None:
+        check_values(
+            'MultiPositiveInfoNCELoss',
+            temperature=(temperature, '>0'),
+            loss_weight=(loss_weight, '>=0'))
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')

@@ -36,6 +36,7 @@ from mmpretrain.registry import MODELS
 
 from .triplet_loss import hinge_triplet_costs
 from .utils import as_id_tensor
+from ...utils.validation import check_values
 
 _SEMANTICS = ('none', 'label', 'prototype', 'amfmn')
 
@@ -97,6 +98,18 @@ class SemanticGuidedTripletLoss(nn.Module):
                  amfmn_prior: str = 'label',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_stl') -> None:
+        check_values(
+            'SemanticGuidedTripletLoss',
+            margin=(margin, '>=0'),
+            same_class_scale=(same_class_scale, '>=0'),
+            diff_class_scale=(diff_class_scale, '>=0'),
+            num_classes=(num_classes, 'int>=1'),
+            embed_dim=(embed_dim, 'int>=1'),
+            prototype_momentum=(prototype_momentum, '[0,1]'),
+            prototype_loss_weight=(prototype_loss_weight, '>=0'),
+            prototype_temperature=(prototype_temperature, '>0'),
+            gamma=(gamma, '>=0'), beta=(beta, '>=0'),
+            loss_weight=(loss_weight, '>=0'))
         super().__init__()
         name = 'SemanticGuidedTripletLoss'
         if semantic not in _SEMANTICS:

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from ...utils.validation import check_values
 from .utils import as_id_tensor, gather_pool, positive_mask, scores_fp32
 
 
@@ -69,6 +70,9 @@ class TripletRankingLoss(nn.Module):
                  max_violation: bool = True,
                  gather_negatives: bool = False,
                  loss_weight: float = 1.0) -> None:
+        check_values(
+            'TripletRankingLoss',
+            margin=(margin, '>=0'), loss_weight=(loss_weight, '>=0'))
         super().__init__()
         self.margin = margin
         self.max_violation = max_violation

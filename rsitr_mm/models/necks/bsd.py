@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
+from ...utils.validation import check_values
 
 _DIRECTIONS = ('f2c', 'c2f')
 
@@ -94,6 +95,13 @@ class BidirectionalScaleDecoupling(BaseModule):
                  softmax_temperature: float = 1.0,
                  detach_suppression: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        check_values(
+            'BidirectionalScaleDecoupling',
+            out_channels=(out_channels, 'int>=1'),
+            channels=(channels, 'int>=1'),
+            topk_ratio=(topk_ratio, '(0,1]'),
+            suppress_strength=(suppress_strength, '[0,1]'),
+            softmax_temperature=(softmax_temperature, '>0'))
         super().__init__(init_cfg=init_cfg)
         name = 'BidirectionalScaleDecoupling'
         if isinstance(in_channels, int):

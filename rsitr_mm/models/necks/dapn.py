@@ -15,6 +15,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
+from ...utils.validation import check_values
 
 _FUSIONS = ('residual', 'sum', 'replace')
 _BRANCHES = ('context', 'region')
@@ -125,6 +126,11 @@ class DualAttentionPerception(BaseModule):
                  branches: Sequence[str] = _BRANCHES,
                  collaborative: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
+        check_values(
+            'DualAttentionPerception',
+            in_channels=(in_channels, 'int>=1'),
+            embed_dim=(embed_dim, 'int>=1'), reduction=(reduction, 'int>=1'),
+            init_gate=(init_gate, 'finite'))
         super().__init__(init_cfg=init_cfg)
         if fusion not in _FUSIONS:
             raise ValueError(f'DualAttentionPerception: fusion must be one of '

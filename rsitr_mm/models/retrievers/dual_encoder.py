@@ -12,6 +12,7 @@ from mmengine.structures import BaseDataElement
 from mmpretrain.registry import MODELS
 
 from ...utils.dist import all_gather_variable
+from ...utils.validation import check_values
 
 ConfigType = Union[dict, nn.Module]
 
@@ -159,6 +160,13 @@ class DualEncoderRetriever(BaseModel):
                  freeze_text_encoder: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        check_values(
+            'DualEncoderRetriever',
+            embed_dim=(embed_dim, 'int>=1'),
+            image_in_channels=(image_in_channels, 'int>=1'),
+            text_in_channels=(text_in_channels, 'int>=1'),
+            temperature=(temperature, '>0'),
+            max_logit_scale=(max_logit_scale, '>0'))
         if data_preprocessor is None:
             data_preprocessor = dict(
                 type='MultiModalDataPreprocessor',

@@ -371,6 +371,33 @@ def convert_clip_state_dict(state_dict: Dict[str, torch.Tensor],
     return config, out, arch
 
 
+#: Files a converter output folder may hold (``save_pretrained`` and the
+#: tokenizer files).
+_OUTPUT_FILES = ('config.json', 'model.safetensors', 'pytorch_model.bin',
+                 'generation_config.json', 'vocab.json', 'merges.txt',
+                 'tokenizer_config.json', 'special_tokens_map.json',
+                 'tokenizer.json')
+
+
+def is_converter_output(folder: str) -> bool:
+    """Whether ``folder`` looks like a previous :func:`convert_clip_checkpoint`
+    output (so ``overwrite`` may replace it): a config.json of model_type
+    ``clip``, weights, and no file a converter does not write."""
+    import json
+    if not osp.isdir(folder):
+        return False
+    names = set(os.listdir(folder))
+    if not names <= set(_OUTPUT_FILES) or 'config.json' not in names:
+        return False
+    if not names & {'model.safetensors', 'pytorch_model.bin'}:
+        return False
+    try:
+        with open(osp.join(folder, 'config.json'), encoding='utf-8') as f:
+            return json.load(f).get('model_type') == 'clip'
+    except (OSError, ValueError):
+        return False
+
+
 def convert_clip_checkpoint(src: str,
                             out_dir: str,
                             arch: Optional[str] = None,
@@ -416,6 +443,12 @@ def convert_clip_checkpoint(src: str,
     if osp.exists(out_dir) and not overwrite:
         raise FileExistsError(f'{out_dir} exists; pass overwrite=True '
                               '(--overwrite) to replace it.')
+    if osp.exists(out_dir) and not is_converter_output(out_dir):
+        raise FileExistsError(
+            f'refusing to replace {out_dir}: it is not the output of this '
+            'converter (expected a folder with a config.json of model_type '
+            '"clip" and model weights, nothing else). Choose another '
+            'output folder.')
     try:
         state_dict, is_openai = load_clip_checkpoint(src, trust_pickle)
         hidden_act = act if act != 'auto' else (
@@ -430,6 +463,14 @@ def convert_clip_checkpoint(src: str,
         raise ValueError(f'{src} does not look like {arch}: inferred '
                          f'{info}.')
 
+    bad = [k for k, v in hf_sd.items()
+           if torch.is_tensor(v) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(
+            f'{src}: {len(bad)} weight tensor(s) hold NaN or Inf values, '
+            f'e.g. {", ".join(bad[:5])}; expected finite weights (the '
+            'checkpoint is damaged or from a diverged run).')
     model = CLIPModel(config)
     missing, unexpected = model.load_state_dict(hf_sd, strict=False)
     if missing or unexpected:
@@ -449,9 +490,21 @@ def convert_clip_checkpoint(src: str,
                 f"{src} has a vocabulary of {info['vocab_size']} tokens, not "
                 f'the CLIP BPE vocabulary of {CLIP_VOCAB_SIZE}: no tokenizer '
                 f'files were written into {out_dir}.')
+        old_dir = None
         if osp.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp_dir, out_dir)
+            # move the old output aside, put the new one in place, and
+            # only then delete the old one
+            old_dir = tempfile.mkdtemp(prefix='.clip_to_hf_old_', dir=parent)
+            os.replace(out_dir, osp.join(old_dir, 'out'))
+        try:
+            os.replace(tmp_dir, out_dir)
+        except BaseException:
+            if old_dir is not None:
+                os.replace(osp.join(old_dir, 'out'), out_dir)
+                shutil.rmtree(old_dir, ignore_errors=True)
+            raise
+        if old_dir is not None:
+            shutil.rmtree(old_dir, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

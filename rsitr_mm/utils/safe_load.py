@@ -1,0 +1,224 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Checkpoint loading that never runs code from the file.
+
+A ``.pth`` file is a pickle; loading it with ``weights_only=False`` runs
+whatever callables it names (``os.system`` included). Everything in this
+package loads checkpoints through :func:`safe_torch_load`:
+
+* ``torch.load(weights_only=True)`` (tensors, containers, numbers, strings)
+  plus an allow-list, active only for the duration of that one call, of
+  exactly the extra globals mmengine's Runner writes into a checkpoint:
+  the message hub's ``HistoryBuffer`` (whose statistic methods are pickled
+  as ``getattr(HistoryBuffer, 'min')``: a restricted ``getattr`` that
+  resolves only those four names stands in for ``builtins.getattr``) and
+  numpy arrays, scalars and dtypes;
+* a file that needs anything else raises :class:`UntrustedCheckpointError`
+  naming the file and the globals;
+* such a file is loaded with full pickle only under an explicit opt-in:
+  inside :func:`trust_checkpoints` (the tools' ``--trust-checkpoint`` flag,
+  ``init_retriever(..., trust_checkpoint=True)``).
+
+Nothing is registered with torch globally: code that does not go through
+mmengine's local-file loader keeps torch's own defaults.
+"""
+import contextlib
+import os.path as osp
+import pickle
+import threading
+from typing import Iterator, List, Optional
+
+import numpy as np
+import torch
+
+__all__ = [
+    'UntrustedCheckpointError', 'safe_torch_load', 'trust_checkpoints',
+    'checkpoint_allowed_globals', 'is_trusted', 'state_dict_mismatch',
+    'check_state_dict'
+]
+
+#: HistoryBuffer methods mmengine pickles by reference.
+_HISTORY_METHODS = ('min', 'max', 'current', 'mean')
+
+_STATE = threading.local()
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs globals outside the allow-list (may run code)."""
+
+
+def _restricted_getattr(obj, name: str, *default):
+    """``getattr`` limited to what mmengine's message hub pickles."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_METHODS and not default:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
+def checkpoint_allowed_globals() -> list:
+    """The extra globals allowed while loading (``safe_globals`` format)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    allowed = [
+        HistoryBuffer,
+        (_restricted_getattr, 'builtins.getattr'),
+        np.ndarray,
+        np.dtype,
+    ]
+    for mod in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        allowed.append((np._core.multiarray._reconstruct,
+                        f'{mod}._reconstruct'))
+        allowed.append((np._core.multiarray.scalar, f'{mod}.scalar'))
+    # numpy >= 1.25 pickles a dtype's class as numpy.dtypes.<Name>DType
+    for code in '?bBhHiIlLqQefdgFDGUSM' + 'm':
+        try:
+            cls = type(np.dtype(code))
+        except TypeError:
+            continue
+        allowed.append((cls, f'numpy.dtypes.{cls.__name__}'))
+    return allowed
+
+
+@contextlib.contextmanager
+def trust_checkpoints(*paths: str) -> Iterator[None]:
+    """Opt in to full-pickle loading (which can run code) in this block.
+
+    Args:
+        *paths (str): the checkpoint files to trust; none: every checkpoint
+            loaded in the block (``--trust-checkpoint`` of the tools).
+    """
+    previous = getattr(_STATE, 'trusted', None)
+    if not paths or previous == 'all':
+        _STATE.trusted = 'all'
+    else:
+        _STATE.trusted = set(previous or ()) | {
+            osp.realpath(p) for p in paths}
+    try:
+        yield
+    finally:
+        _STATE.trusted = previous
+
+
+def is_trusted(filename: str) -> bool:
+    """Whether :func:`trust_checkpoints` covers ``filename`` right now."""
+    trusted = getattr(_STATE, 'trusted', None)
+    if trusted == 'all':
+        return True
+    return bool(trusted) and osp.realpath(filename) in trusted
+
+
+def _unsafe_globals(filename: str) -> List[str]:
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except Exception:  # noqa: BLE001  not a zip checkpoint
+        return []
+    allowed = {
+        g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+        for g in checkpoint_allowed_globals()
+    }
+    return [n for n in names if n not in allowed]
+
+
+def safe_torch_load(filename: str,
+                    map_location=None,
+                    trust: Optional[bool] = None):
+    """Load a local checkpoint without running code from it.
+
+    Args:
+        filename (str): the file.
+        map_location: as in ``torch.load``.
+        trust (bool, optional): ``True`` loads with full pickle (runs code
+            the file names: only for files you trust); ``None`` (default)
+            trusts the file only inside :func:`trust_checkpoints`.
+
+    Returns:
+        The loaded object.
+
+    Raises:
+        UntrustedCheckpointError: the file needs globals outside the
+            allow-list; the message names the file and the globals.
+    """
+    if trust is None:
+        trust = is_trusted(filename)
+    if trust:
+        return torch.load(
+            filename, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(checkpoint_allowed_globals()):
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        names = _unsafe_globals(filename)
+        what = (f'needs globals outside the allow-list: {", ".join(names)}'
+                if names else f'cannot be loaded safely ({err})')
+        raise UntrustedCheckpointError(
+            f'checkpoint {filename!r} {what}. Loading it could run code '
+            'from the file, so it was refused. Load it only if you trust '
+            'its source: pass --trust-checkpoint to the tools, or '
+            'trust_checkpoint=True to the API (init_retriever, '
+            'rsitr_mm.utils.trust_checkpoints()).') from None
+
+
+def state_dict_mismatch(model: torch.nn.Module, state_dict: dict) -> dict:
+    """Keys of ``state_dict`` that do not fit ``model``.
+
+    A ``module.`` prefix (DDP) is ignored, as mmengine strips it; BatchNorm
+    ``num_batches_tracked`` counters may be missing.
+
+    Returns:
+        dict: ``missing`` (model keys absent from the checkpoint),
+        ``unexpected`` (checkpoint keys the model lacks) and ``shape``
+        (``[(key, checkpoint shape, model shape)]``); all empty on a match.
+    """
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    if 'state_dict' in state_dict and isinstance(state_dict['state_dict'],
+                                                 dict):
+        state_dict = state_dict['state_dict']
+    ckpt = {(k[7:] if k.startswith('module.') else k): v
+            for k, v in state_dict.items()}
+    own = model.state_dict()
+    missing = [k for k in own
+               if k not in ckpt and not k.endswith('num_batches_tracked')]
+    unexpected = [k for k in ckpt if k not in own]
+    shape = [(k, tuple(ckpt[k].shape), tuple(own[k].shape)) for k in own
+             if k in ckpt and isinstance(own[k], torch.Tensor)
+             and isinstance(ckpt[k], torch.Tensor)
+             and ckpt[k].shape != own[k].shape]
+    return dict(missing=missing, unexpected=unexpected, shape=shape)
+
+
+def check_state_dict(model: torch.nn.Module, state_dict: dict,
+                     filename: str, hint: str = '--non-strict') -> None:
+    """Raise ``ValueError`` unless ``state_dict`` fits ``model`` exactly.
+
+    Args:
+        model (nn.Module): the model to load into.
+        state_dict (dict): a checkpoint (``state_dict`` inside) or weights.
+        filename (str): the checkpoint file, for the message.
+        hint (str): how to load non-strictly anyway, for the message.
+    """
+    bad = state_dict_mismatch(model, state_dict)
+    if not any(bad.values()):
+        return
+
+    def _few(keys, n=8):
+        keys = list(keys)
+        more = f' (+{len(keys) - n} more)' if len(keys) > n else ''
+        return ', '.join(map(str, keys[:n])) + more
+
+    parts = []
+    if bad['missing']:
+        parts.append(f'{len(bad["missing"])} missing key(s): '
+                     f'{_few(bad["missing"])}')
+    if bad['unexpected']:
+        parts.append(f'{len(bad["unexpected"])} unexpected key(s): '
+                     f'{_few(bad["unexpected"])}')
+    if bad['shape']:
+        parts.append(f'{len(bad["shape"])} key(s) with another shape: ' +
+                     _few(f'{k} (checkpoint {list(c)} vs model {list(m)})'
+                          for k, c, m in bad['shape']))
+    raise ValueError(
+        f'checkpoint {filename!r} does not match the model: ' +
+        '; '.join(parts) + f'. Is it the checkpoint of this config? Use '
+        f'{hint} to load the matching keys only.')
