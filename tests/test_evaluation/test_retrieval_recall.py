@@ -198,3 +198,15 @@ def test_all_ties_and_non_contiguous_input():
         assert ours[k] == pytest.approx(v), k
     with pytest.raises(ValueError, match='NaN'):
         retrieval_recall(torch.full((1, 5), float('inf')))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16,
+                                   torch.bfloat16])
+def test_cuda_matches_cpu(dtype):
+    g = torch.Generator().manual_seed(0)
+    n, cpi = 300, 5
+    sim = ((torch.randn(n, n * cpi, generator=g) * 4).round() / 4).to(dtype)
+    cpu = retrieval_recall(sim, cpi)
+    assert retrieval_recall(sim.cuda(), cpi) == cpu
