@@ -24,6 +24,7 @@ half cache behind.
 """
 import hashlib
 import json
+import mmap
 import os
 import os.path as osp
 import tempfile
@@ -93,7 +94,8 @@ class ImageCache:
         self._offsets: List[int] = meta['offsets']
         self._shapes: List[List[int]] = meta['shapes']
         self._index = {p: i for i, p in enumerate(self.paths)}
-        self._data: Optional[np.memmap] = None
+        self._sizes = [int(np.prod(s)) for s in self._shapes]
+        self._data: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -124,11 +126,16 @@ class ImageCache:
         if self._data is None:
             if self.nbytes == 0:
                 return None
-            self._data = np.memmap(self.data_file, dtype=np.uint8, mode='r')
+            # a plain read-only ndarray over the map: slicing it is much
+            # cheaper than slicing an np.memmap
+            with open(self.data_file, 'rb') as f:
+                self._data = np.frombuffer(
+                    mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ),
+                    dtype=np.uint8)
         shape = self._shapes[i]
         start = self._offsets[i]
-        flat = self._data[start:start + int(np.prod(shape))]
-        return np.array(flat).reshape(shape)
+        size = self._sizes[i]
+        return self._data[start:start + size].reshape(shape).copy()
 
     @classmethod
     def build(cls,
