@@ -281,8 +281,9 @@ def main(argv=None):
             rows.append((precision, times, peaks))
     dev = torch.cuda.get_device_name() if args.device == 'cuda' else \
         f'CPU, {torch.get_num_threads()} threads'
-    print(f'\n{osp.basename(args.config)}{" (tiny towers)" if args.tiny else ""}'
-          f', batch {args.batch_size}, {size} px, {dev}; median of '
+    tiny = ' (tiny towers)' if args.tiny else ''
+    print(f'\n{osp.basename(args.config)}{tiny}, batch {args.batch_size}, '
+          f'{size} px, {dev}; median of '
           f'{args.reps} alternated runs x {args.iters - args.warmup} '
           'iterations\n')
     print('| precision | plain images/s | runner images/s | runner '
