@@ -5,6 +5,7 @@
 chunks, so its memory is bounded by ``chunk_size`` whatever the gallery
 size, and the gallery may be a memory-mapped file larger than RAM.
 """
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -115,7 +116,10 @@ def exact_topk(queries: ArrayLike,
             whole gallery to float32 in RAM, and does not promise the
             lower-index tie rule).
         device (str | torch.device, optional): where to compute; defaults
-            to the queries' device for tensors, else the CPU.
+            to the queries' device for tensors, else the CPU. The search
+            functions pass the model's device: on a GPU the gallery is
+            copied there one chunk at a time (a reused buffer) and the
+            products and top-k run there.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: ``scores`` (Q, k) float32 and
@@ -153,12 +157,27 @@ def exact_topk(queries: ArrayLike,
     device = torch.device(device)
     tdtype = _DTYPES[dtype]
     q = _as_tensor(queries, tdtype, device)
+    num_queries = q.shape[0]
+    # Reused buffers: a fresh multi-MiB allocation per chunk costs page
+    # faults on the CPU; the block buffer receives conversions (float16
+    # store, float32 products) and host -> device copies.
+    score_buf = torch.empty(num_queries * chunk_size, dtype=tdtype,
+                            device=device)
+    block_buf = None
     best_scores = best_index = None
     for start in range(0, num_gallery, chunk_size):
         stop = min(start + chunk_size, num_gallery)
-        block = _as_tensor(gallery[start:stop], tdtype, device)
-        scores = (q @ block.t()).float()
+        block = _gallery_block(gallery, start, stop)
+        if block.dtype != tdtype or block.device != device:
+            if block_buf is None:
+                block_buf = torch.empty((chunk_size, block.shape[1]),
+                                        dtype=tdtype, device=device)
+            block = block_buf[:stop - start].copy_(block)
+        scores = score_buf[:num_queries * (stop - start)].view(
+            num_queries, stop - start)
+        torch.mm(q, block.t(), out=scores)
         vals, cols = _chunk_topk(scores, min(k, stop - start))
+        vals = vals.float()
         cols = cols + start
         if best_scores is None:
             best_scores, best_index = vals, cols
@@ -168,10 +187,25 @@ def exact_topk(queries: ArrayLike,
             best_scores, best_index = _sorted_candidates(
                 torch.cat([best_scores, vals], dim=1),
                 torch.cat([best_index, cols], dim=1), k)
-        # free this chunk before the next one is read (peak = one chunk)
-        del block, scores
     return (best_scores.cpu().numpy().astype(np.float32),
             best_index.cpu().numpy().astype(np.int64))
+
+
+def _gallery_block(gallery: ArrayLike, start: int,
+                   stop: int) -> torch.Tensor:
+    """Rows ``[start, stop)`` of the gallery as a tensor, without a copy
+    where possible (a numpy array or memory map is wrapped, not copied)."""
+    block = gallery[start:stop]
+    if isinstance(block, torch.Tensor):
+        return block.detach()
+    block = np.asarray(block)
+    if not block.flags.c_contiguous or block.dtype.byteorder == '>':
+        block = np.ascontiguousarray(block, dtype=block.dtype.newbyteorder(
+            '='))
+    with warnings.catch_warnings():
+        # read-only memory maps: the tensor is only read
+        warnings.simplefilter('ignore', UserWarning)
+        return torch.from_numpy(block)
 
 
 def _faiss_topk(queries: ArrayLike, gallery: ArrayLike, k: int,
@@ -228,12 +262,25 @@ class SearchResult:
         return '\n'.join(lines)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU if none).
+
+    Searches run there: the query embeddings are moved back to it and the
+    gallery is streamed to it chunk by chunk (see :func:`exact_topk`).
+    """
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device('cpu')
+
+
 def _search_index(index: ImageIndex, feats: torch.Tensor, queries,
-                  k: int, chunk_size: int, dtype: str,
-                  backend: str) -> SearchResult:
+                  k: int, chunk_size: int, dtype: str, backend: str,
+                  device: torch.device) -> SearchResult:
     scores, indices = exact_topk(
         feats, index.embeddings, k, chunk_size=chunk_size, dtype=dtype,
-        backend=backend)
+        backend=backend, device=device)
     paths = index.paths
     items = [[paths[int(i)] for i in row] for row in indices]
     return SearchResult(list(queries), scores, indices, items)
@@ -262,7 +309,8 @@ def search_by_text(model: nn.Module,
     texts = [texts] if isinstance(texts, str) else list(texts)
     index.check_model(model_identity(model))
     feats = encode_texts(model, texts)
-    return _search_index(index, feats, texts, k, chunk_size, dtype, backend)
+    return _search_index(index, feats, texts, k, chunk_size, dtype, backend,
+                         model_device(model))
 
 
 def search_by_image(model: nn.Module,
@@ -285,7 +333,7 @@ def search_by_image(model: nn.Module,
     index.check_model(model_identity(model))
     feats = _encode_query_images(model, image_paths)
     return _search_index(index, feats, image_paths, k, chunk_size, dtype,
-                         backend)
+                         backend, model_device(model))
 
 
 def _encode_query_images(model: nn.Module,
@@ -323,6 +371,7 @@ def search_captions(model: nn.Module,
     img = _encode_query_images(model, image_paths)
     txt = encode_texts(model, captions)
     scores, indices = exact_topk(
-        img, txt, k, chunk_size=chunk_size, dtype=dtype)
+        img, txt, k, chunk_size=chunk_size, dtype=dtype,
+        device=model_device(model))
     items = [[captions[int(i)] for i in row] for row in indices]
     return SearchResult(image_paths, scores, indices, items)

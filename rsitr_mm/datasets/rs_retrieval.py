@@ -78,6 +78,9 @@ class RSRetrievalDataset(BaseDataset):
             a label; a key of
             :data:`~rsitr_mm.datasets.label_sources.LABEL_RULES`, a callable
             or None. Defaults to the class attribute ``LABEL_RULE``.
+        image_cache (dict, optional): ``dict(cache_dir=...)`` serves
+            ``LoadImageFromFile`` from a decoded-image cache (see
+            :mod:`rsitr_mm.datasets.image_cache`). Defaults to None.
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`
             (``metainfo``, ``classes``, ``indices``, ``lazy_init``, ...).
     """
@@ -99,6 +102,7 @@ class RSRetrievalDataset(BaseDataset):
                  captions_per_image: Optional[int] = 5,
                  check_images: bool = False,
                  label_rule: Union[str, Callable, None] = _DEFAULT,
+                 image_cache: Optional[dict] = None,
                  **kwargs) -> None:
         splits = [split] if isinstance(split, str) else list(split)
         bad = [s for s in splits if s not in self.SPLITS]
@@ -138,6 +142,9 @@ class RSRetrievalDataset(BaseDataset):
             test_mode=test_mode,
             pipeline=pipeline,
             **kwargs)
+        if image_cache is not None:  # decoded-image cache (opt-in)
+            from .image_cache import setup_image_cache
+            setup_image_cache(self, image_cache)
 
     # ------------------------------------------------------------------ io
     def _read_images(self) -> List[dict]:

@@ -131,3 +131,55 @@ def test_faiss_backend():
     ref_scores, ref_indices = reference_topk(queries, gallery, 5)
     np.testing.assert_array_equal(indices, ref_indices)
     np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                   reason='needs a CUDA GPU')
+
+
+def test_non_contiguous_and_big_endian_galleries():
+    rng = np.random.default_rng(3)
+    queries, gallery = _normalised(rng, 4, 8), _normalised(rng, 300, 8)
+    ref_scores, ref_indices = reference_topk(queries, gallery, 7)
+    for gal in (np.asfortranarray(gallery), gallery.astype('>f4'),
+                torch.from_numpy(gallery).t().contiguous().t()):
+        scores, indices = exact_topk(queries, gal, 7, chunk_size=64)
+        np.testing.assert_array_equal(indices, ref_indices)
+        np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=1e-6)
+
+
+def test_searches_run_on_the_model_device(monkeypatch):
+    from rsitr_mm.apis import search as search_mod
+    assert search_mod.model_device(torch.nn.Linear(2, 2)) == \
+        torch.device('cpu')
+    assert search_mod.model_device(torch.nn.Identity()) == \
+        torch.device('cpu')
+    seen = {}
+
+    def fake_topk(queries, gallery, k, **kwargs):
+        seen.update(kwargs)
+        return np.zeros((1, 1), np.float32), np.zeros((1, 1), np.int64)
+
+    class Index:
+        embeddings = np.zeros((1, 2), np.float32)
+        paths = ['a.png']
+
+    monkeypatch.setattr(search_mod, 'exact_topk', fake_topk)
+    search_mod._search_index(Index(), torch.zeros(1, 2), ['q'], 1, 8,
+                             'float32', 'torch', torch.device('cpu'))
+    assert seen['device'] == torch.device('cpu')
+
+
+@pytest.mark.cuda
+@requires_cuda
+@pytest.mark.parametrize('dtype', ['float32', 'float16'])
+@pytest.mark.parametrize('store', [np.float32, np.float16])
+def test_cuda_matches_cpu(dtype, store):
+    rng = np.random.default_rng(0)
+    gallery = rng.integers(-2, 3, size=(999, 8)).astype(store)
+    queries = rng.integers(-2, 3, size=(5, 8)).astype(np.float32)
+    cpu = exact_topk(queries, gallery, 40, chunk_size=100, dtype=dtype)
+    gpu = exact_topk(torch.from_numpy(queries).cuda(), gallery, 40,
+                     chunk_size=100, dtype=dtype)
+    np.testing.assert_array_equal(cpu[1], gpu[1])
+    np.testing.assert_array_equal(cpu[0], gpu[0])

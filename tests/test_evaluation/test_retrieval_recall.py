@@ -126,3 +126,87 @@ def test_chance_level_matches_random_rankings():
             for _ in range(200)]
     mean_rsum = sum(r['rsum'] for r in runs) / len(runs)
     assert mean_rsum == pytest.approx(chance['rsum'], rel=0.1)
+
+
+def _argsort_reference(sim, cpi, ks=(1, 5, 10)):
+    """Per-query stable argsort loop (the benchmark's reference)."""
+    sim = np.asarray(sim, dtype=np.float64)
+    n, t = sim.shape
+    i2t = np.array([
+        np.where(np.isin(np.argsort(-sim[i], kind='stable'),
+                         np.arange(i * cpi, (i + 1) * cpi)))[0][0]
+        for i in range(n)
+    ])
+    t2i = np.array([
+        np.where(np.argsort(-sim[:, j], kind='stable') == j // cpi)[0][0]
+        for j in range(t)
+    ])
+    out = {}
+    for k in ks:
+        out[f'i2t_R@{k}'] = 100 * np.mean(i2t < k)
+    for k in ks:
+        out[f't2i_R@{k}'] = 100 * np.mean(t2i < k)
+    return out
+
+
+@pytest.mark.parametrize('chunk', [1, 3, 7, 64])
+@pytest.mark.parametrize('cpi', [1, 2, 5])
+def test_counting_matches_stable_argsort_with_ties(chunk, cpi):
+    rng = np.random.default_rng(cpi * 100 + chunk)
+    n = 17
+    # integer-valued scores: many ties, also across the gold block
+    sim = rng.integers(0, 3, size=(n, n * cpi)).astype(np.float32)
+    # duplicate captions (identical columns), as in RSICD
+    dup = rng.permutation(n * cpi)[:n * cpi // 3]
+    sim[:, dup] = sim[:, (dup + cpi) % (n * cpi)]
+    ours = retrieval_recall(sim, cpi, chunk_size=chunk)
+    ref = _argsort_reference(sim, cpi)
+    for k, v in ref.items():
+        assert ours[k] == pytest.approx(v), k
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16,
+                                   torch.float64, torch.int64])
+def test_low_precision_ties_on_stored_values(dtype):
+    g = torch.Generator().manual_seed(0)
+    n, cpi = 23, 5
+    sim = torch.randn(n, n * cpi, generator=g)
+    sim[torch.arange(n).repeat_interleave(cpi), torch.arange(n * cpi)] += 1
+    if dtype == torch.int64:
+        stored = (sim * 2).round().to(dtype)
+    else:
+        # round coarsely so that the stored low-precision values tie
+        stored = (sim * 4).round().div(4).to(dtype)
+    ours = retrieval_recall(stored, cpi, chunk_size=5)
+    ref = _argsort_reference(stored.double().numpy(), cpi)
+    for k, v in ref.items():
+        assert ours[k] == pytest.approx(v), k
+
+
+def test_all_ties_and_non_contiguous_input():
+    n, cpi = 6, 5
+    sim = torch.zeros(n, n * cpi)
+    ours = retrieval_recall(sim, cpi, chunk_size=4)
+    ref = _argsort_reference(sim.numpy(), cpi)
+    for k, v in ref.items():
+        assert ours[k] == pytest.approx(v), k
+    g = torch.Generator().manual_seed(1)
+    base = torch.randint(0, 4, (n * cpi, n), generator=g).float()
+    ours = retrieval_recall(base.t(), cpi, chunk_size=4)  # a strided view
+    ref = _argsort_reference(base.t().numpy(), cpi)
+    for k, v in ref.items():
+        assert ours[k] == pytest.approx(v), k
+    with pytest.raises(ValueError, match='NaN'):
+        retrieval_recall(torch.full((1, 5), float('inf')))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16,
+                                   torch.bfloat16])
+def test_cuda_matches_cpu(dtype):
+    g = torch.Generator().manual_seed(0)
+    n, cpi = 300, 5
+    sim = ((torch.randn(n, n * cpi, generator=g) * 4).round() / 4).to(dtype)
+    cpu = retrieval_recall(sim, cpi)
+    assert retrieval_recall(sim.cuda(), cpi) == cpu

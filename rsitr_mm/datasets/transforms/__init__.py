@@ -1,3 +1,4 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
+from .loading import LoadImageFromCache
 
-__all__ = []
+__all__ = ['LoadImageFromCache']

@@ -1,6 +1,6 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """Exact image-text retrieval recall with a deterministic tie rule."""
-from typing import Dict, Sequence, Union
+from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,50 +18,105 @@ def _to_tensor(similarity: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
     if similarity.dim() != 2:
         raise ValueError('similarity must be 2-D (num_images, num_texts), '
                          f'got shape {tuple(similarity.shape)}')
-    sim = similarity.detach().cpu()
+    # Stays on its device. Integers become float64 (exact up to 2**53);
+    # float16 / bfloat16 are upcast chunk by chunk in _ranks (exact:
+    # every half / bfloat16 value is a float32 value, so the comparisons
+    # are those of the stored values).
+    sim = similarity.detach()
     if not sim.is_floating_point():
         sim = sim.double()
-    if sim.dtype in (torch.float16, torch.bfloat16):
-        sim = sim.float()
-    if not torch.isfinite(sim).all():
+    # aminmax propagates NaN and sees +-Inf in one pass without the
+    # (N, T) bool temporary of isfinite().
+    if sim.numel() and not all(
+            torch.isfinite(v) for v in torch.aminmax(sim)):
         raise ValueError('similarity contains NaN or Inf values')
     return sim
 
 
-def _gold_ranks(scores: torch.Tensor, gold: torch.Tensor,
-                chunk: int) -> torch.Tensor:
-    """0-based rank of the gold columns of every query row.
+def _compute_dtype(sim: torch.Tensor) -> torch.dtype:
+    if sim.dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    return sim.dtype
+
+
+def _ranks(sim: torch.Tensor, best_caption: torch.Tensor,
+           captions_per_image: int,
+           chunk: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Ranks of the gold items of both directions, by counting.
+
+    The rank of item ``g`` for a query is the number of items with a
+    strictly higher score plus the number with an equal score and a lower
+    index: items before ``g`` count when their score is ``>=`` the gold
+    score ``o``, i.e. ``> nextafter(o, -inf)``, and items after ``g`` when
+    it is ``> o`` (``g`` itself never counts). The gold caption of image
+    ``i`` lies in columns ``[i*c, (i+1)*c)`` and the gold image of caption
+    ``j`` is ``j // c``; so for a chunk of image rows ``[a, b)`` every
+    column left of ``a*c`` and right of ``b*c`` uses one threshold per row
+    (i2t) or per column (t2i), and only the (q, q*c) block of the chunk's
+    own captions needs per-element thresholds. Each direction costs one
+    comparison per matrix element, read chunk by chunk (cache friendly).
 
     Args:
-        scores (torch.Tensor): (Q, C) scores, one row per query.
-        gold (torch.Tensor): (Q, G) long indices of each query's gold items.
-        chunk (int): queries processed at once (bounds memory).
+        sim (torch.Tensor): (N, c * N) scores, floating point.
+        best_caption (torch.Tensor): (N,) long column of the caption of
+            each image to rank.
+        captions_per_image (int): c.
+        chunk (int): image rows processed at once (bounds memory).
 
     Returns:
-        torch.Tensor: (Q, G) ranks. The rank of item j for a query is the
-        number of items with a strictly higher score plus the number of
-        items with an equal score and a lower index.
+        tuple[torch.Tensor, torch.Tensor]: (N,) i2t ranks of
+        ``best_caption`` and (c * N,) t2i ranks of each caption's image,
+        both long.
     """
-    num_items = scores.size(1)
-    index = torch.arange(num_items)
-    out = []
-    for start in range(0, scores.size(0), chunk):
-        s = scores[start:start + chunk]  # (q, C)
-        g = gold[start:start + chunk]  # (q, G)
-        gold_scores = s.gather(1, g)  # (q, G)
-        s3 = s.unsqueeze(1)  # (q, 1, C)
-        gs3 = gold_scores.unsqueeze(2)  # (q, G, 1)
-        higher = (s3 > gs3).sum(-1)
-        tied_before = ((s3 == gs3) &
-                       (index.view(1, 1, -1) < g.unsqueeze(2))).sum(-1)
-        out.append(higher + tied_before)
-    return torch.cat(out, dim=0)
+    cpi = captions_per_image
+    num_images, num_texts = sim.shape
+    device = sim.device
+    cdtype = _compute_dtype(sim)
+    cols = torch.arange(num_texts, device=device)
+    gold_img = cols // cpi
+    minus_inf = torch.tensor(float('-inf'), dtype=cdtype, device=device)
+    # (N, 1) per image: gold score, and the largest value below it.
+    o_row = sim.gather(1, best_caption.unsqueeze(1)).to(cdtype)
+    p_row = torch.nextafter(o_row, minus_inf)
+    # (1, T) per caption.
+    o_col = sim[gold_img, cols].to(cdtype).unsqueeze(0)
+    p_col = torch.nextafter(o_col, minus_inf)
+    # Block of a chunk's own captions, local coordinates (row r, column
+    # m): caption m's image is row m // c; rows above it compare with >=.
+    q_max = min(chunk, num_images)
+    local_col = torch.arange(q_max * cpi, device=device).unsqueeze(0)
+    t2i_before = (torch.arange(q_max, device=device).unsqueeze(1) <
+                  local_col // cpi)  # (q, q*c)
+    i2t = torch.empty(num_images, dtype=torch.long, device=device)
+    t2i = torch.zeros(num_texts, dtype=torch.long, device=device)
+    for a in range(0, num_images, chunk):
+        b = min(a + chunk, num_images)
+        q, left, right = b - a, a * cpi, b * cpi
+        s = sim[a:b].to(cdtype)  # (q, T); a view when already cdtype
+        # left of the chunk's captions: i2t gold is to the right (>=),
+        # t2i gold image is above the chunk (>); right of them: reverse.
+        s_l, s_r = s[:, :left], s[:, right:]
+        rank = (s_l > p_row[a:b]).sum(1)
+        rank += (s_r > o_row[a:b]).sum(1)
+        t2i[:left] += (s_l > o_col[:, :left]).sum(0)
+        t2i[right:] += (s_r > p_col[:, right:]).sum(0)
+        # the chunk's own captions
+        s_m = s[:, left:right]  # (q, q*c)
+        thr = torch.where(
+            local_col[:, :q * cpi] < (best_caption[a:b] - left).unsqueeze(1),
+            p_row[a:b], o_row[a:b])
+        rank += (s_m > thr).sum(1)
+        thr = torch.where(t2i_before[:q, :q * cpi], p_col[:, left:right],
+                          o_col[:, left:right])
+        t2i[left:right] += (s_m > thr).sum(0)
+        i2t[a:b] = rank
+    return i2t, t2i
 
 
 def retrieval_recall(similarity: Union[torch.Tensor, np.ndarray],
                      captions_per_image: int = 5,
                      topk: Sequence[int] = (1, 5, 10),
-                     chunk_size: int = 256) -> Dict[str, float]:
+                     chunk_size: int = 64) -> Dict[str, float]:
     """Recall@K of both retrieval directions, mR and rsum, in percent.
 
     ``similarity[i, j]`` is the score of image ``i`` and caption ``j``;
@@ -79,15 +134,22 @@ def retrieval_recall(similarity: Union[torch.Tensor, np.ndarray],
     by descending score. RSICD's test captions contain many identical
     strings under different images, so equal scores are real.
 
-    The computation is vectorised over queries (processed in chunks of
-    ``chunk_size`` to bound memory), with no Python loop per query.
+    Ranks are counted, not sorted: one comparison per matrix element and
+    direction, ties included (see :func:`_ranks`). For
+    i2t only the image's best caption is ranked (highest score, lowest
+    index among equal scores): ranks are strictly increasing in the order
+    (score desc, index asc), so its rank is the best of the image's
+    captions. The matrix stays on its device (a GPU matrix is scored on
+    the GPU); float16 / bfloat16 values are compared after an exact upcast
+    to float32, i.e. as stored; integers are compared as float64. Queries
+    are processed in chunks of ``chunk_size`` to bound memory.
 
     Args:
         similarity (torch.Tensor | np.ndarray): (N, captions_per_image * N)
             image-caption scores.
         captions_per_image (int): captions of each image. Defaults to 5.
         topk (Sequence[int]): the K values. Defaults to (1, 5, 10).
-        chunk_size (int): queries scored at once. Defaults to 256.
+        chunk_size (int): queries (image rows) scored at once. Defaults to 64.
 
     Returns:
         dict[str, float]: ``i2t_R@K`` and ``t2i_R@K`` for every K, ``mR``
@@ -103,13 +165,17 @@ def retrieval_recall(similarity: Union[torch.Tensor, np.ndarray],
             f'similarity must have shape (N, {captions_per_image} * N) with '
             f'N >= 1, got {tuple(sim.shape)}')
 
-    # i2t: gold captions of image i are i*cpi .. i*cpi + cpi - 1.
-    gold_t = (torch.arange(num_images).unsqueeze(1) * captions_per_image +
-              torch.arange(captions_per_image).unsqueeze(0))
-    i2t_rank = _gold_ranks(sim, gold_t, chunk_size).min(dim=1).values
-    # t2i: caption j's gold image is j // cpi.
-    gold_i = (torch.arange(num_texts) // captions_per_image).unsqueeze(1)
-    t2i_rank = _gold_ranks(sim.t().contiguous(), gold_i, chunk_size)[:, 0]
+    device = sim.device
+    # i2t: the rank of an item is strictly increasing in the order (score
+    # desc, index asc), so the best rank over an image's captions is the
+    # rank of its best caption in that order: the highest-scoring one,
+    # the lowest index among equal scores (argmax returns the first).
+    own = sim.reshape(num_images, num_images, captions_per_image)
+    own = own.diagonal(dim1=0, dim2=1).t()  # (N, cpi): sim[i, i*cpi + c]
+    best = own.to(_compute_dtype(sim)).argmax(dim=1)
+    best = torch.arange(num_images, device=device) * captions_per_image \
+        + best
+    i2t_rank, t2i_rank = _ranks(sim, best, captions_per_image, chunk_size)
 
     result: Dict[str, float] = {}
     for k in topk:

@@ -60,7 +60,9 @@ class RSRetrievalMetric(BaseMetric):
                     f'keys {sorted(sample)}. Set val_cfg=dict(type='
                     '"RSRetrievalValLoop") and test_cfg=dict(type='
                     '"RSRetrievalTestLoop").')
-            self.results.append(sample['similarity'].detach().cpu())
+            # kept on its device: retrieval_recall scores a GPU matrix on
+            # the GPU
+            self.results.append(sample['similarity'].detach())
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
         """Score the (single) similarity matrix.
