@@ -31,6 +31,7 @@ is given.
         --captions FILE.txt [-k 5] [--out grid.png]
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import textwrap
@@ -82,6 +83,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'listing image paths')
     p.add_argument('index_dir')
     p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument(
+        '--num-workers', type=int, default=min(4, os.cpu_count() or 1),
+        help='image-loading worker processes (0: read in the main process)')
     p.add_argument(
         '--dtype', choices=['float32', 'float16'], default='float32',
         help='storage type of the embeddings')
@@ -263,7 +267,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         index = ImageIndex.build(
             model, images, args.index_dir, batch_size=args.batch_size,
             dtype=args.dtype, progress=not args.no_progress,
-            overwrite=args.overwrite)
+            overwrite=args.overwrite, num_workers=args.num_workers)
         print(f'{index}: {len(index)} images indexed, '
               f'{len(index.skipped)} skipped')
         for name, reason in sorted(index.skipped.items()):

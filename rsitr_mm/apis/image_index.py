@@ -38,8 +38,7 @@ import numpy as np
 import torch.nn as nn
 
 from ..utils.fileio import atomic_write_text
-from .model_loading import (build_image_loader, check_identity,
-                            encode_image_tensors, load_images,
+from .model_loading import (check_identity, encode_image_tensors,
                             model_identity, model_pipeline)
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
@@ -274,7 +273,8 @@ class ImageIndex:
               batch_size: int = 32,
               dtype: str = 'float32',
               progress: bool = True,
-              overwrite: bool = False) -> 'ImageIndex':
+              overwrite: bool = False,
+              num_workers: int = 0) -> 'ImageIndex':
         """Encode images into an index folder, or resume an interrupted run.
 
         Unreadable files (corrupt, truncated, not an image) are skipped
@@ -292,6 +292,8 @@ class ImageIndex:
             dtype (str): ``'float32'`` or ``'float16'`` storage.
             progress (bool): show a progress bar.
             overwrite (bool): discard an existing index in ``index_dir``.
+            num_workers (int): image-loading worker processes (0: read in
+                this process); the order and the result are the same.
 
         Returns:
             ImageIndex: the loaded (memory-mapped) index.
@@ -312,12 +314,12 @@ class ImageIndex:
         with build_lock(index_dir):
             return cls._build_locked(model, images, index_dir, batch_size,
                                      dtype, progress, overwrite, root,
-                                     candidates, identity)
+                                     candidates, identity, num_workers)
 
     @classmethod
     def _build_locked(cls, model, images, index_dir, batch_size, dtype,
                       progress, overwrite, root, candidates,
-                      identity) -> 'ImageIndex':
+                      identity, num_workers=0) -> 'ImageIndex':
         meta_path = osp.join(index_dir, META_FILE)
         emb_path = osp.join(index_dir, EMBEDDINGS_FILE)
 
@@ -368,26 +370,33 @@ class ImageIndex:
             _atomic_write_json(meta_path, meta)
 
         cls._encode_remaining(model, meta, candidates, index_dir, batch_size,
-                              progress)
+                              progress, num_workers)
         cls._finalize(meta, candidates, index_dir)
         return cls.load(index_dir)
 
     @staticmethod
     def _encode_remaining(model: nn.Module, meta: dict,
                           candidates: List[str], index_dir: str,
-                          batch_size: int, progress: bool) -> None:
+                          batch_size: int, progress: bool,
+                          num_workers: int = 0) -> None:
         from mmengine.utils import ProgressBar
+
+        from .image_loading import load_image_batches
         root = meta['root']
         emb = np.load(osp.join(index_dir, EMBEDDINGS_FILE), mmap_mode='r+')
-        loader = build_image_loader(model_pipeline(model))
+        batches = load_image_batches(
+            [[osp.join(root, n) if root else n
+              for n in candidates[s:s + batch_size]]
+             for s in range(meta['cursor'], len(candidates), batch_size)],
+            model_pipeline(model),
+            num_workers=num_workers)
         meta_path = osp.join(index_dir, META_FILE)
         todo = len(candidates) - meta['cursor']
         bar = ProgressBar(todo) if progress and todo > 0 else None
         while meta['cursor'] < len(candidates):
             start = meta['cursor']
             names = candidates[start:start + batch_size]
-            paths = [osp.join(root, n) if root else n for n in names]
-            images, ok, failed = load_images(paths, loader)
+            images, ok, failed = next(batches)
             if images:
                 feats = encode_image_tensors(model, images).numpy()
                 count = meta['count']

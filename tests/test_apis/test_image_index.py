@@ -235,3 +235,14 @@ def test_real_rsicd_images(shared_data, tmp_path, scene):
     np.testing.assert_array_equal(result.indices[:, 0], [0, 4, 8])
     np.testing.assert_allclose(result.scores[:, 0], 1.0, atol=1e-5)
     assert (result.scores[:, 1] < result.scores[:, 0] - 1e-4).all()
+
+
+def test_worker_loading_builds_the_same_index(scene, tmp_path):
+    model, images = scene['model'], scene['images']
+    serial = ImageIndex.build(model, images, str(tmp_path / 'a'),
+                              batch_size=4, progress=False)
+    workers = ImageIndex.build(model, images, str(tmp_path / 'b'),
+                               batch_size=4, progress=False, num_workers=2)
+    assert workers.files == serial.files
+    np.testing.assert_array_equal(np.asarray(workers.embeddings),
+                                  np.asarray(serial.embeddings))

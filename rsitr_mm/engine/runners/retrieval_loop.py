@@ -114,7 +114,7 @@ def run_exact_retrieval(loop) -> Dict[str, float]:
         with torch.no_grad():
             sim = module.compute_similarity(image_feat, text_feat)
         loop.evaluator.process(
-            data_samples=[dict(similarity=sim.float().cpu())],
+            data_samples=[dict(similarity=sim.float())],  # scored on its device
             data_batch=None)
     return loop.evaluator.evaluate(1)
 
