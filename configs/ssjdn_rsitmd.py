@@ -27,3 +27,6 @@ model = dict(
 )
 
 train_dataloader = dict(batch_size=100)
+# the pretrained ResNet-50 learns at 0.1x the lr of the new layers
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'image_encoder': dict(lr_mult=0.1)}))
