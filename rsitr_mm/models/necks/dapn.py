@@ -275,7 +275,7 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
     def _fuse(self, out: Dict[str, torch.Tensor],
               glob: Optional[torch.Tensor]) -> torch.Tensor:
         if not self.enabled('dapn'):
-            if glob is None:
+            if self.fusion == 'replace':
                 raise RuntimeError('DualAttentionPerception: "dapn" cannot '
                                    'be switched off with fusion="replace".')
             return glob
