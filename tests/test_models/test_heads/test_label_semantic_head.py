@@ -153,7 +153,7 @@ def test_bad_arguments():
 
 def test_cosine_classifier_ignores_the_norm_and_weights_default_low():
     torch.manual_seed(0)
-    head = _head(cls_scale=10.0)
+    head = _head(cls_scale=10.0, semantic_dim=0)
     assert head.loss_weight_image == head.loss_weight_text == 0.1
     x = torch.randn(4, 16)
     logits = head(x, 'image')
