@@ -80,3 +80,25 @@ class CaptionNounTargets:
             for c in captions
         ]
         return torch.from_numpy(np.stack(rows)).to(device)
+
+
+def _img_path_of(sample) -> Optional[str]:
+    """``img_path`` (else ``filename``) of a DataSample or a plain dict."""
+    if sample is None:
+        return None
+    meta = getattr(sample, 'metainfo', None)
+    for key in ('img_path', 'filename'):
+        if isinstance(meta, dict) and meta.get(key) is not None:
+            return meta[key]
+        if isinstance(sample, dict) and sample.get(key) is not None:
+            return sample[key]
+        value = getattr(sample, key, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _text_of(sample) -> Optional[str]:
+    text = sample.get('text') if isinstance(sample, dict) else getattr(
+        sample, 'text', None)
+    return text if isinstance(text, str) else None

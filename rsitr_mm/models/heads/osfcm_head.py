@@ -25,31 +25,10 @@ from rsitr_mm.datasets.object_priors import (ObjectPriors,
                                              build_object_priors,
                                              load_lexicon)
 from ..necks.switchable import SwitchableMixin
-from .noun_targets import CaptionNounTargets, idf_weights, reweight_rows
+from .noun_targets import (CaptionNounTargets, _img_path_of, _text_of,
+                           idf_weights, reweight_rows)
 
 _PROTOTYPES = ('learnable', 'ema')
-
-
-def _img_path_of(sample) -> Optional[str]:
-    """``img_path`` (else ``filename``) of a DataSample or a plain dict."""
-    if sample is None:
-        return None
-    meta = getattr(sample, 'metainfo', None)
-    for key in ('img_path', 'filename'):
-        if isinstance(meta, dict) and meta.get(key) is not None:
-            return meta[key]
-        if isinstance(sample, dict) and sample.get(key) is not None:
-            return sample[key]
-        value = getattr(sample, key, None)
-        if isinstance(value, str):
-            return value
-    return None
-
-
-def _text_of(sample) -> Optional[str]:
-    text = sample.get('text') if isinstance(sample, dict) else getattr(
-        sample, 'text', None)
-    return text if isinstance(text, str) else None
 
 
 @MODELS.register_module()
