@@ -39,25 +39,31 @@ MIN_SHARE = 0.05
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp('mc_assets')
     ann = generate_synthetic_dataset(
-        str(root / 'synth'), num_images=12, image_size=32, seed=0,
-        split=(8, 2, 2), progress=False)
+        str(root / 'synth'),
+        num_images=12,
+        image_size=32,
+        seed=0,
+        split=(8, 2, 2),
+        progress=False)
     return dict(ann=ann, clip_dir=make_tiny_clip_dir(str(root / 'clip')))
 
 
 def _batch(ann, size=8):
     """A fixed batch: one caption per training image, a fixed random image
     per image (the model can learn to match them)."""
-    images = [i for i in json.load(open(ann))['images']
-              if i['split'] == 'train'][:size]
+    images = [
+        i for i in json.load(open(ann))['images'] if i['split'] == 'train'
+    ][:size]
     classes = sorted({i['class'] for i in images})
     g = torch.Generator().manual_seed(0)
     pix = torch.randn(len(images), 3, 32, 32, generator=g)
     samples = []
     for k, im in enumerate(images):
-        sample = DataSample(metainfo=dict(
-            img_path='imgs/' + im['filename'],
-            text=im['sentences'][0]['raw'],
-            image_id=k))
+        sample = DataSample(
+            metainfo=dict(
+                img_path='imgs/' + im['filename'],
+                text=im['sentences'][0]['raw'],
+                image_id=k))
         samples.append(sample.set_gt_label(classes.index(im['class'])))
     return pix, samples, len(classes)
 
@@ -110,17 +116,19 @@ def test_osdpm_modules_move_under_shipped_config(assets):
 def test_ssjdn_modules_move_under_shipped_config(assets):
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'ssjdn_rsitmd.py'))
     m = cfg.model
-    m.image_encoder = dict(type='TinyCNN', base_channels=8, num_stages=4,
-                           out_indices=(1, 2, 3))
+    m.image_encoder = dict(
+        type='TinyCNN', base_channels=8, num_stages=4, out_indices=(1, 2, 3))
     m.image_neck.update(in_channels=[16, 32, 64], channels=16)
     m.image_in_channels = 64
-    m.text_encoder.update(ann_files=[assets['ann']], vocab_cache=None,
-                          word_dim=16, hidden_dim=32)
+    m.text_encoder.update(
+        ann_files=[assets['ann']],
+        vocab_cache=None,
+        word_dim=16,
+        hidden_dim=32)
     m.text_in_channels = 32
     m.embed_dim = 32
     pix, samples, num_classes = _batch(assets['ann'])
-    m.heads[0].update(in_channels=32, semantic_dim=8,
-                      num_classes=num_classes)
+    m.heads[0].update(in_channels=32, semantic_dim=8, num_classes=num_classes)
     model, optim = _build(cfg)
     with torch.no_grad():
         assert mc.module_contributions(

@@ -137,9 +137,11 @@ def _share(full: Optional[torch.Tensor],
 
 
 @torch.no_grad()
-def module_contributions(model: nn.Module, batches: Iterable,
-                         names: Optional[Iterable[str]] = None
-                         ) -> Dict[str, Dict[str, Optional[float]]]:
+def module_contributions(
+    model: nn.Module,
+    batches: Iterable,
+    names: Optional[Iterable[str]] = None
+) -> Dict[str, Dict[str, Optional[float]]]:
     """Each module's share of the embedding, averaged over ``batches``.
 
     Returns:
@@ -155,8 +157,8 @@ def module_contributions(model: nn.Module, batches: Iterable,
         for n in names:
             with switch_off(model, n):
                 off = raw_embeddings(model, images, samples)
-            for key, a, b in (('image', full[0], off[0]),
-                              ('text', full[1], off[1])):
+            for key, a, b in (('image', full[0], off[0]), ('text', full[1],
+                                                           off[1])):
                 value = _share(a, b)
                 if value is not None:
                     sums[n][key].append(value)
@@ -209,12 +211,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--work-dir', default=None)
-    parser.add_argument('--num-batches', type=int, default=20,
-                        help='test batches used for shares and entropies')
-    parser.add_argument('--switches', nargs='+', default=None,
-                        help='switch names (default: all that apply)')
-    parser.add_argument('--no-metrics', action='store_true',
-                        help='skip the switched-off test runs')
+    parser.add_argument(
+        '--num-batches',
+        type=int,
+        default=20,
+        help='test batches used for shares and entropies')
+    parser.add_argument(
+        '--switches',
+        nargs='+',
+        default=None,
+        help='switch names (default: all that apply)')
+    parser.add_argument(
+        '--no-metrics',
+        action='store_true',
+        help='skip the switched-off test runs')
     parser.add_argument('--out', default=None, help='write the JSON here')
     return parser.parse_args()
 

@@ -148,8 +148,9 @@ class LabelSemanticHead(SwitchableMixin, BaseModule):
             nn.init.zeros_(self.back_proj.bias)
 
     # --------------------------------------------------------------- parts
-    def decompose(self, emb: torch.Tensor
-                  ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def decompose(
+            self,
+            emb: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Split ``(N, D)`` into semantic ``(N, d_s)`` and residual parts.
 
         With ``semantic_dim=0`` returns ``(emb, None)``.
@@ -158,16 +159,18 @@ class LabelSemanticHead(SwitchableMixin, BaseModule):
             return emb, None
         return self.sem_proj(emb), self.res_proj(emb)
 
-    def forward(self, emb: torch.Tensor, modality: str = 'image'
-                ) -> torch.Tensor:
+    def forward(self,
+                emb: torch.Tensor,
+                modality: str = 'image') -> torch.Tensor:
         """Class logits ``(N, num_classes)`` of one modality's embeddings."""
         sem, _ = self.decompose(emb)
         cls = self.cls_image if modality == 'image' else self.cls_text
         return self._classify(cls, sem)
 
-    def embed(self, image_emb: Optional[torch.Tensor],
-              text_emb: Optional[torch.Tensor]
-              ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    def embed(
+        self, image_emb: Optional[torch.Tensor],
+        text_emb: Optional[torch.Tensor]
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """Retrieval embeddings after the head, width unchanged.
 
         Args:
@@ -181,17 +184,17 @@ class LabelSemanticHead(SwitchableMixin, BaseModule):
         """
         return self._embed_one(image_emb), self._embed_one(text_emb)
 
-    def _embed_one(self, emb: Optional[torch.Tensor]
-                   ) -> Optional[torch.Tensor]:
+    def _embed_one(self,
+                   emb: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         if emb is None or self.semantic_dim == 0 or \
                 self.retrieval_mode == 'full' or not self.enabled('lsd'):
             return emb
         sem, res = self.decompose(emb)
         if self.retrieval_mode == 'residual':
             return emb + self.back_proj(sem)
-        return torch.cat(
-            [F.normalize(sem, dim=-1),
-             F.normalize(res, dim=-1)], dim=-1) / (2**0.5)
+        return torch.cat([F.normalize(sem, dim=-1),
+                          F.normalize(res, dim=-1)],
+                         dim=-1) / (2**0.5)
 
     # --------------------------------------------------------------- losses
     def _decouple_loss(self, sem: torch.Tensor,
@@ -208,8 +211,7 @@ class LabelSemanticHead(SwitchableMixin, BaseModule):
         return corr.pow(2).mean()
 
     @staticmethod
-    def get_labels(data_samples: list,
-                   device: torch.device) -> torch.Tensor:
+    def get_labels(data_samples: list, device: torch.device) -> torch.Tensor:
         """``(B,)`` long tensor of ``gt_label`` on ``device``; -1 if absent.
 
         Tensors already on ``device`` are concatenated there (no host
@@ -271,10 +273,9 @@ class LabelSemanticHead(SwitchableMixin, BaseModule):
         self._check_labels(labels)
         sem_i, res_i = self.decompose(image_emb)
         sem_t, res_t = self.decompose(text_emb)
-        loss_img = self._cls_loss(self._classify(self.cls_image, sem_i),
-                                  labels)
-        loss_txt = self._cls_loss(self._classify(self.cls_text, sem_t),
-                                  labels)
+        loss_img = self._cls_loss(
+            self._classify(self.cls_image, sem_i), labels)
+        loss_txt = self._cls_loss(self._classify(self.cls_text, sem_t), labels)
         if self.semantic_dim == 0:
             loss_orth = image_emb.sum() * 0.0 + text_emb.sum() * 0.0
         else:

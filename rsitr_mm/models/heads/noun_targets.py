@@ -47,8 +47,11 @@ class CaptionNounTargets:
         cache_size (int): Number of captions whose rows are cached.
     """
 
-    def __init__(self, vocab: Sequence[str], lexicon: ObjectLexicon,
-                 idf: np.ndarray, cache_size: int = 65536) -> None:
+    def __init__(self,
+                 vocab: Sequence[str],
+                 lexicon: ObjectLexicon,
+                 idf: np.ndarray,
+                 cache_size: int = 65536) -> None:
         self.column = {noun: k for k, noun in enumerate(vocab)}
         self.lexicon = lexicon
         self.idf = idf.astype(np.float32)

@@ -21,8 +21,7 @@ from mmengine.dist import all_reduce, is_distributed
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
-from rsitr_mm.datasets.object_priors import (ObjectPriors,
-                                             build_object_priors,
+from rsitr_mm.datasets.object_priors import (ObjectPriors, build_object_priors,
                                              load_lexicon)
 from ..necks.switchable import SwitchableMixin
 from .noun_targets import (CaptionNounTargets, _img_path_of, _text_of,
@@ -162,16 +161,17 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
 
         K = priors.num_nouns
         idf_w = idf_weights(priors) if idf else np.ones(K, np.float32)
-        table = self._filter_priors(priors.priors.astype(np.float32),
-                                    min_prior)
+        table = self._filter_priors(
+            priors.priors.astype(np.float32), min_prior)
         # Not saved in checkpoints (rebuilt from the annotations).
         self.register_buffer(
             'prior_table',
             torch.from_numpy(reweight_rows(table, idf_w)),
             persistent=False)
         self.caption_nouns = CaptionNounTargets(
-            self.vocab, load_lexicon(lexicon, tuple(extra_nouns) +
-                                     tuple(self.vocab)), idf_w)
+            self.vocab,
+            load_lexicon(lexicon,
+                         tuple(extra_nouns) + tuple(self.vocab)), idf_w)
         init = F.normalize(torch.randn(K, embed_dim), dim=1)
         if prototype == 'learnable':
             self.prototypes = nn.Parameter(init)
@@ -199,8 +199,7 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
             return table
         table = np.where(table >= min_prior, table, 0.0).astype(np.float32)
         sums = table.sum(axis=1, keepdims=True)
-        return np.divide(
-            table, sums, out=np.zeros_like(table), where=sums > 0)
+        return np.divide(table, sums, out=np.zeros_like(table), where=sums > 0)
 
     @property
     def num_prototypes(self) -> int:
@@ -262,8 +261,9 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
         seen = self.proto_seen.unsqueeze(1)
         if self.prototype == 'ema':
             m = self.ema_momentum
-            upd = torch.where(seen, F.normalize(m * old + (1 - m) * mean,
-                                                dim=1), mean)
+            upd = torch.where(seen,
+                              F.normalize(m * old + (1 - m) * mean,
+                                          dim=1), mean)
         else:
             upd = torch.where(seen, old, mean)
         self.prototypes.data.copy_(torch.where(present, upd, old))
@@ -298,7 +298,8 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
             self._update_prototypes(image_emb, prior)
             self._iter += 1
         ramp = 1.0 if self.warmup_iters == 0 else min(
-            1.0, max(self._iter, 1) / self.warmup_iters)
+            1.0,
+            max(self._iter, 1) / self.warmup_iters)
         weight = self.loss_weight * ramp
         protos = F.normalize(self.prototypes, dim=1).to(image_emb.dtype)
         losses = dict(loss_osfcm=weight *

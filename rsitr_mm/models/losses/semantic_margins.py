@@ -49,8 +49,7 @@ class SemanticMarginMixin:
                      batch_size: int,
                      device: torch.device,
                      cand_labels: Optional[torch.Tensor] = None,
-                     text_sim: Optional[torch.Tensor] = None
-                     ) -> torch.Tensor:
+                     text_sim: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Margin ``m_ij`` of every (anchor, negative) pair, ``(B, M)``.
 
         Args:
@@ -69,8 +68,8 @@ class SemanticMarginMixin:
         base = torch.full((batch_size, m), self.margin, device=device)
         if self.semantic == 'none':
             return base
-        txt = None if text_sim is None else text_sim.detach().to(
-            base).clamp(0.0, 1.0)
+        txt = None if text_sim is None else text_sim.detach().to(base).clamp(
+            0.0, 1.0)
         if labels is None:
             if self.semantic == 'amfmn' and txt is not None and \
                     self.amfmn_prior in ('text', 'label_text'):
@@ -82,14 +81,14 @@ class SemanticMarginMixin:
         same = labels[:, None] == cand[None, :]
         valid = self._known(labels, cand)
         if self.semantic == 'label':
-            scale = torch.where(
-                same, torch.full_like(base, self.same_class_scale),
-                torch.full_like(base, self.diff_class_scale))
+            scale = torch.where(same,
+                                torch.full_like(base, self.same_class_scale),
+                                torch.full_like(base, self.diff_class_scale))
             margins = self.margin * scale
         elif self.semantic == 'prototype':
             sim, valid = self._prototype_similarity(labels, cand)
-            scale = self.diff_class_scale + (
-                self.same_class_scale - self.diff_class_scale) * sim
+            scale = self.diff_class_scale + (self.same_class_scale -
+                                             self.diff_class_scale) * sim
             margins = self.margin * scale
         else:  # amfmn
             prior_kind = self.amfmn_prior
@@ -103,8 +102,9 @@ class SemanticMarginMixin:
                 prior, valid = txt, torch.ones_like(valid)
             else:
                 w = self.label_weight
-                prior = torch.where(valid, w * same.to(base.dtype) +
-                                    (1 - w) * txt, txt)
+                prior = torch.where(valid,
+                                    w * same.to(base.dtype) + (1 - w) * txt,
+                                    txt)
                 valid = torch.ones_like(valid)
             margins = self._amfmn(prior)
         return torch.where(valid, margins, base)

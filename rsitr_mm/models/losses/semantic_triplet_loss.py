@@ -240,9 +240,8 @@ class SemanticGuidedTripletLoss(SemanticMarginMixin, nn.Module):
             labels = torch.as_tensor(
                 labels, device=image_emb.device).long().view(-1)
             if labels.numel() != bsz:
-                raise ValueError(
-                    'SemanticGuidedTripletLoss: labels must have '
-                    f'{bsz} elements, got {labels.numel()}.')
+                raise ValueError('SemanticGuidedTripletLoss: labels must have '
+                                 f'{bsz} elements, got {labels.numel()}.')
 
         all_img, all_txt, all_ids, offset = candidate_pool(
             image_emb, text_emb, image_ids, self.gather_negatives)
@@ -250,13 +249,13 @@ class SemanticGuidedTripletLoss(SemanticMarginMixin, nn.Module):
         if labels is not None and all_ids.numel() != bsz:
             cand_labels = torch.cat(all_gather_variable(labels))
         text_sim = text_emb.detach() @ all_txt.detach().t()
-        margins = self.pair_margins(labels, bsz, image_emb.device,
-                                    cand_labels, text_sim).to(image_emb.dtype)
+        margins = self.pair_margins(labels, bsz, image_emb.device, cand_labels,
+                                    text_sim).to(image_emb.dtype)
         # the same hinge as TripletRankingLoss, with per-pair margins
-        cost_i2t = hinge_triplet_costs(image_emb, image_ids, all_txt,
-                                       all_ids, offset, margins)
-        cost_t2i = hinge_triplet_costs(text_emb, image_ids, all_img,
-                                       all_ids, offset, margins)
+        cost_i2t = hinge_triplet_costs(image_emb, image_ids, all_txt, all_ids,
+                                       offset, margins)
+        cost_t2i = hinge_triplet_costs(text_emb, image_ids, all_img, all_ids,
+                                       offset, margins)
         hardest = self.max_violation and (not self.training
                                           or self._iter >= self.warmup_iters)
         if self.training:

@@ -198,14 +198,15 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
         # keys '<direction>_<input index>'; with pool='avg' the last scale
         # of a chain has no conv (its map would feed nothing)
         self.salience_convs = nn.ModuleDict({
-            f'{d}_{i}': nn.Conv2d(self.channels, 1, kernel_size=1)
-            for d in directions for i in self._order(d)
+            f'{d}_{i}':
+            nn.Conv2d(self.channels, 1, kernel_size=1)
+            for d in directions
+            for i in self._order(d)
             if pool == 'weighted_avg' or i != self._order(d)[-1]
         })
         num_clues = len(directions) * self.num_scales
         if fusion == 'concat':
-            self.fuse = nn.Linear(num_clues * self.channels,
-                                  self.out_channels)
+            self.fuse = nn.Linear(num_clues * self.channels, self.out_channels)
         else:
             self.clue_logits = nn.Parameter(torch.zeros(num_clues))
             self.fuse = nn.Linear(self.channels, self.out_channels)

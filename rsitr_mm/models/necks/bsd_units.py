@@ -23,8 +23,7 @@ class SalienceUnitsMixin:
         if self.salience == 'conv':
             return logits.sigmoid()
         b, _, h, w = logits.shape
-        prob = F.softmax(
-            logits.flatten(1) / self.softmax_temperature, dim=1)
+        prob = F.softmax(logits.flatten(1) / self.softmax_temperature, dim=1)
         prob = prob / prob.amax(dim=1, keepdim=True).clamp_min(self.eps)
         return prob.view(b, 1, h, w)
 
@@ -45,9 +44,9 @@ class SalienceUnitsMixin:
         mask = torch.zeros_like(q.flatten(1)).scatter_(1, idx, 1.0)
         return mask.view(b, 1, h, w)
 
-    def _suppress(self, feat: torch.Tensor,
-                  q: Optional[torch.Tensor]) -> Tuple[torch.Tensor,
-                                                      torch.Tensor]:
+    def _suppress(
+            self, feat: torch.Tensor,
+            q: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Apply SGS. Returns the suppressed map and the amount ``alpha*Q``.
 
         Args:

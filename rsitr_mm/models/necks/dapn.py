@@ -138,8 +138,8 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
         self.region_scorers = nn.ModuleList(
             [_mlp(in_channels, hidden, 1)
              for _ in region_scales]) if self.use_region else None
-        self.scale_gate = _mlp(in_channels, hidden, len(
-            region_scales)) if self.use_region else None
+        self.scale_gate = _mlp(in_channels, hidden,
+                               len(region_scales)) if self.use_region else None
         # (c) fusion
         self.fuse_norms = nn.ModuleDict(
             {b: nn.LayerNorm(in_channels)
@@ -250,8 +250,9 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
                                    'be switched off with fusion="replace".')
             return glob
         parts = [
-            self.fuse_norms[b](out[b]) if self.enabled(b) else
-            out[b].new_zeros(out[b].shape) for b in self.branches
+            self.fuse_norms[b](out[b])
+            if self.enabled(b) else out[b].new_zeros(out[b].shape)
+            for b in self.branches
         ]
         z = self.fuse_proj(torch.cat(parts, dim=1))
         if self.fusion == 'residual':
@@ -289,8 +290,8 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
         return feat, maps
 
     def forward(
-        self, inputs: Union[torch.Tensor,
-                            Sequence[torch.Tensor]]) -> torch.Tensor:
+            self, inputs: Union[torch.Tensor,
+                                Sequence[torch.Tensor]]) -> torch.Tensor:
         """Forward.
 
         Args:

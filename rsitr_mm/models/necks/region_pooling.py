@@ -24,8 +24,8 @@ def _region_pool_matrix(height: int, width: int, scale: int) -> torch.Tensor:
         return m
 
     rows, cols = masks(height), masks(width)
-    mat = torch.einsum('ih,jw->ijhw', rows, cols).reshape(
-        scale * scale, height * width)
+    mat = torch.einsum('ih,jw->ijhw', rows,
+                       cols).reshape(scale * scale, height * width)
     return mat / mat.sum(dim=1, keepdim=True)
 
 
