@@ -101,7 +101,8 @@ def switch_off(model: nn.Module, *names: str) -> Iterator[nn.Module]:
 def _prepare(model: nn.Module, batch) -> Tuple[torch.Tensor, list]:
     if isinstance(batch, dict):
         data = model.data_preprocessor(batch, False)
-        return data['inputs'], data['data_samples']
+        images = data.get('images', data.get('inputs'))
+        return images, data.get('data_samples')
     images, samples = batch
     return images, samples
 
