@@ -35,9 +35,10 @@ with ``fused`` the concatenation of the clues (``concat``, ``W_c`` of shape
 plain pooling and ``W_c`` gets gradient from the first step (the earlier
 design replaced the pooled stage by fresh convs and a new Linear; its
 embedding started 3.6x smaller and far from the no-BSD model). The salience
-convs start with a negative bias (``salience_bias``) so the maps start
-selective (``sigmoid(-3) = 0.05`` where the features are not salient) rather
-than ~0.5 everywhere, which suppressed whole later scales by 31-52%.
+convs start with a negative bias (``salience_bias``): a position is salient
+only where the conv response overcomes it (``sigmoid(-3) = 0.05`` elsewhere),
+so suppression starts near 5% instead of ~50% everywhere (which shrank whole
+later scales by 31-52%) and grows only where the maps learn to peak.
 
 Switches (:class:`SwitchableMixin`): ``disable('clues')`` returns the main
 path only; ``disable('suppression')`` sets ``alpha = 0``;
