@@ -14,7 +14,8 @@ model = dict(
         _delete_=True,
         type='CLIPVisionBackbone',
         pretrained=clip_path,
-        out_indices=(-1, )),
+        out_indices=(-2, ),
+        hidden_norm=True),
     image_neck=dict(
         type='DualAttentionPerception',
         in_channels=64,
@@ -22,7 +23,7 @@ model = dict(
         region_scales=(1, 2, 4),
         reduction=4,
         fusion='residual',
-        init_gate=0.0),
+        residual_scale=1.0),
     text_encoder=dict(
         _delete_=True,
         type='CLIPTextEncoder',
@@ -42,8 +43,9 @@ model = dict(
             top_k=30,
             prototype='learnable',
             temperature=0.1,
-            loss_weight=1.0,
-            text_weight=0.5),
+            loss_weight=0.1,
+            text_weight=0.5,
+            warmup_iters=200),
     ],
     losses=[dict(type='MultiPositiveInfoNCELoss')],
     data_preprocessor=dict(
@@ -55,4 +57,12 @@ model = dict(
 )
 optim_wrapper = dict(
     optimizer=dict(lr=1e-3),
-    paramwise_cfg=dict(custom_keys={'logit_scale': dict(decay_mult=0.0)}))
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={
+            'image_neck': dict(decay_mult=0.0),
+            'heads': dict(decay_mult=0.0),
+            'logit_scale': dict(decay_mult=0.0)
+        }))

@@ -9,7 +9,7 @@ model = dict(
     image_neck=dict(
         type='BidirectionalScaleDecoupling',
         in_channels=[64, 128, 256],
-        out_channels=256,
+        channels=64,
         salience='conv',
         suppression='soft',
         directions=('f2c', 'c2f'),
@@ -21,16 +21,24 @@ model = dict(
             in_channels=256,
             num_classes=10,
             semantic_dim=64,
-            retrieval_mode='residual'),
+            retrieval_mode='residual',
+            loss_weight_image=0.1,
+            loss_weight_text=0.1),
     ],
     losses=[
         dict(
             type='SemanticGuidedTripletLoss',
             margin=0.2,
             max_violation=True,
-            semantic='label',
-            same_class_scale=0.5,
-            diff_class_scale=1.0),
+            semantic='amfmn',
+            amfmn_prior='label_text',
+            warmup_iters=100),
     ],
 )
-optim_wrapper = dict(optimizer=dict(lr=5e-4))
+optim_wrapper = dict(
+    optimizer=dict(lr=5e-4),
+    paramwise_cfg=dict(custom_keys={
+        'image_encoder': dict(lr_mult=0.1),
+        'image_neck': dict(decay_mult=0.0),
+        'heads': dict(decay_mult=0.0),
+    }))

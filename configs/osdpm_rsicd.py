@@ -22,8 +22,9 @@ model = dict(heads=[
         top_k=50,
         prototype='learnable',
         temperature=0.1,
-        loss_weight=1.0,
-        text_weight=0.5),
+        loss_weight=0.1,
+        text_weight=0.5,
+        warmup_iters=500),
 ])
 train_dataloader = dict(batch_size=128)
 # batch_size is per process; InfoNCE gathers every process's rows, so N GPUs

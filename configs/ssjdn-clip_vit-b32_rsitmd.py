@@ -14,11 +14,12 @@ _base_ = [
     './_base_/default_runtime.py',
 ]
 model = dict(
-    image_encoder=dict(out_indices=(3, 7, 11)),
+    # layer 11's patch tokens are never trained by CLIP: read 3, 7, 10
+    image_encoder=dict(out_indices=(3, 7, 10), hidden_norm=True),
     image_neck=dict(
         type='BidirectionalScaleDecoupling',
         in_channels=[768, 768, 768],
-        out_channels=512,
+        channels=256,
         directions=('f2c', 'c2f'),
         fusion='concat'),
     image_proj='linear',
@@ -35,7 +36,8 @@ model = dict(
         dict(
             type='SemanticGuidedTripletLoss',
             margin=0.2,
-            semantic='label',
+            semantic='amfmn',
+            amfmn_prior='label_text',
             loss_weight=0.5),
     ])
 # BSD reads the patch grids only: the CLIP tower's ``visual_projection``

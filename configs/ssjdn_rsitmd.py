@@ -31,3 +31,6 @@ train_dataloader = dict(batch_size=100)
 # mining hardest negatives (STL) in its own 100. --auto-scale-lr scales lr
 # by N x batch_size / 100 (docs/distributed.md).
 env_cfg = dict(cudnn_benchmark=True)  # CNN on fixed-size crops
+# the pretrained ResNet-50 learns at 0.1x the lr of the new layers
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'image_encoder': dict(lr_mult=0.1)}))

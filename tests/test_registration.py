@@ -86,7 +86,7 @@ def test_standalone_config_outside_repo_uses_custom_imports(tmp_path):
         "    image_encoder=dict(type='TinyCNN', base_channels=4,\n"
         '                       num_stages=2, out_indices=(0, 1)),\n'
         "    image_neck=dict(type='BidirectionalScaleDecoupling',\n"
-        '                    in_channels=[4, 8], out_channels=16),\n'
+        '                    in_channels=[4, 8]),\n'
         "    text_encoder=dict(type='BiGRUTextEncoder',\n"
         f'                      vocab_file={vocab!r}, word_dim=8,\n'
         '                      hidden_dim=16),\n'

@@ -139,7 +139,7 @@ model = dict(
                     intermediate_size=32, num_hidden_layers=1,
                     num_attention_heads=2, projection_dim=8)),
     image_neck=dict(type='DualAttentionPerception', in_channels=16,
-                    embed_dim=8, region_scales=(1, 2), init_gate=0.5),
+                    embed_dim=8, region_scales=(1, 2), residual_scale=0.5),
     image_proj='identity',
     text_encoder=dict(type='_OSDPMVisTestTextEncoder'),
     embed_dim=8,

@@ -39,7 +39,7 @@ model = dict(
         type='TinyCNN', base_channels=4, num_stages=4, out_indices=(1, 2, 3)),
     image_neck=dict(
         type='BidirectionalScaleDecoupling', in_channels=[8, 16, 32],
-        out_channels=16, channels=8),
+        channels=8),
     text_encoder=dict(type='_VisTestTextEncoder'),
     embed_dim=16,
     losses=[dict(type='SemanticGuidedTripletLoss', semantic='label')],

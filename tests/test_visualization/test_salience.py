@@ -12,7 +12,6 @@ from rsitr_mm.visualization.salience import draw_salience_maps
                                                    (('c2f', ), 2)])
 def test_png_has_expected_grid(tmp_path, directions, num_scales):
     neck = BidirectionalScaleDecoupling([4] * num_scales,
-                                        out_channels=8,
                                         directions=directions)
     feats = tuple(
         torch.randn(2, 4, 16 >> s, 16 >> s) for s in range(num_scales))

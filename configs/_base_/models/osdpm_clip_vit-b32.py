@@ -10,7 +10,13 @@ clip_path = 'openai/clip-vit-base-patch32'
 model = dict(
     type='DualEncoderRetriever',
     image_encoder=dict(
-        type='CLIPVisionBackbone', pretrained=clip_path, out_indices=(-1, )),
+        type='CLIPVisionBackbone',
+        pretrained=clip_path,
+        # the last layer's patch tokens are never trained by CLIP (only its
+        # CLS token is read); the penultimate layer's are, through the
+        # final LayerNorm (docs/methods/osdpm.md)
+        out_indices=(-2, ),
+        hidden_norm=True),
     image_neck=dict(
         type='DualAttentionPerception',
         in_channels=768,
@@ -18,7 +24,7 @@ model = dict(
         region_scales=(1, 2, 4),
         reduction=4,
         fusion='residual',
-        init_gate=0.0),
+        residual_scale=1.0),  # fixed gate; zero-initialised projection
     text_encoder=dict(type='CLIPTextEncoder', pretrained=clip_path),
     embed_dim=512,
     image_proj='identity',
@@ -32,8 +38,9 @@ model = dict(
             top_k=50,
             prototype='learnable',
             temperature=0.1,
-            loss_weight=1.0,
-            text_weight=0.5),
+            loss_weight=0.1,
+            text_weight=0.5,
+            warmup_iters=500),
     ],
     losses=[dict(type='MultiPositiveInfoNCELoss', gather_negatives=True)],
     temperature=0.01,

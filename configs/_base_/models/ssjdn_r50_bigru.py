@@ -28,8 +28,11 @@ model = dict(
     image_neck=dict(
         type='BidirectionalScaleDecoupling',
         in_channels=[512, 1024, 2048],
-        out_channels=512,
+        # output = pooled stage 4 (2048-d, the no-BSD feature) + the clues
+        # through a zero-initialised projection (docs/methods/ssjdn.md)
+        channels=256,
         salience='conv',
+        salience_bias=-3.0,
         suppression='soft',
         suppress_strength=1.0,
         directions=('f2c', 'c2f'),
@@ -40,7 +43,7 @@ model = dict(
         word_dim=300,
         hidden_dim=512),
     embed_dim=512,
-    image_in_channels=512,
+    image_in_channels=2048,
     text_in_channels=512,
     heads=[
         dict(
@@ -48,16 +51,20 @@ model = dict(
             in_channels=512,
             num_classes=-1,  # set by the dataset config
             semantic_dim=128,
-            retrieval_mode='residual'),
+            retrieval_mode='residual',
+            cls_scale=16.0,  # cosine classifier
+            loss_weight_image=0.1,
+            loss_weight_text=0.1),
     ],
     losses=[
         dict(
             type='SemanticGuidedTripletLoss',
             margin=0.2,
             max_violation=True,
-            semantic='label',
-            same_class_scale=0.5,
-            diff_class_scale=1.0),
+            # AMFMN's dynamic margin over label + caption similarity
+            semantic='amfmn',
+            amfmn_prior='label_text',
+            warmup_iters=300),
     ],
     data_preprocessor=dict(
         type='MultiModalDataPreprocessor',

@@ -4,10 +4,16 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=5e-6, weight_decay=0.2,
                    betas=(0.9, 0.98), eps=1e-6),
     paramwise_cfg=dict(
+        # no decay on norms, biases and other 1-d parameters (CLIP's own
+        # recipe); the new modules get none at all (their gates are fixed,
+        # their zero-initialised projections must be free to grow)
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
         custom_keys={
-            # new (randomly initialised) modules learn faster
-            'image_neck': dict(lr_mult=20.0),
-            'heads': dict(lr_mult=20.0),
+            # new modules learn at 20x the backbone lr (1e-4)
+            'image_neck': dict(lr_mult=20.0, decay_mult=0.0),
+            'heads': dict(lr_mult=20.0, decay_mult=0.0),
             'logit_scale': dict(decay_mult=0.0),
         }),
     clip_grad=dict(max_norm=1.0))

@@ -23,7 +23,14 @@ class CLIPVisionBackbone(BaseModule):
       the tower width (:attr:`out_channels`) and p the patch size; the CLS
       token is dropped. When the layer is the last one and ``final_norm`` is
       True, ``post_layernorm`` is applied to the tokens first (as
-      mmpretrain's ViT does with ``final_norm``).
+      mmpretrain's ViT does with ``final_norm``); for an earlier layer it is
+      applied when ``hidden_norm`` is True.
+
+    Which layer to read: CLIP's contrastive loss only sees the CLS token of
+    the last layer, so the last layer's patch tokens are never trained
+    (nothing reads them). The penultimate layer's patch tokens are trained
+    (the last layer's attention reads them for CLS): necks such as DAPN
+    should read ``out_indices=(-2, )`` with ``hidden_norm=True``.
     * ``outs[-1]``: the global embedding (B, :attr:`embed_dim`), equal to
       ``CLIPModel.get_image_features`` (``visual_projection(post_layernorm(
       CLS))``) when ``with_proj`` is True, and to ``post_layernorm(CLS)``
@@ -53,6 +60,9 @@ class CLIPVisionBackbone(BaseModule):
             embedding. Defaults to True.
         final_norm (bool): Apply ``post_layernorm`` to the last layer's patch
             tokens. Defaults to True.
+        hidden_norm (bool): Apply ``post_layernorm`` to the patch tokens of
+            the other ``out_indices`` layers too (standardised tokens at the
+            scale of the final ones). Defaults to False.
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
 
@@ -64,6 +74,7 @@ class CLIPVisionBackbone(BaseModule):
                  freeze: bool = False,
                  with_proj: bool = True,
                  final_norm: bool = True,
+                 hidden_norm: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.model = load_clip_tower('vision', pretrained, config)
@@ -74,6 +85,7 @@ class CLIPVisionBackbone(BaseModule):
         self.out_channels = vcfg.hidden_size
         self.with_proj = with_proj
         self.final_norm = final_norm
+        self.hidden_norm = hidden_norm
         self.embed_dim = vcfg.projection_dim if with_proj else vcfg.hidden_size
 
         if isinstance(out_indices, int):
@@ -156,6 +168,8 @@ class CLIPVisionBackbone(BaseModule):
             else:
                 # hidden_states[0] is the (pre-normed) embedding output.
                 tokens = out.hidden_states[i + 1]
+                if self.hidden_norm:
+                    tokens = vm.post_layernorm(tokens)
             patches = tokens[:, 1:]
             outs.append(
                 patches.transpose(1,

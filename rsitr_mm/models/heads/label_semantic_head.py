@@ -9,9 +9,13 @@ embedding ``x`` of either modality (``(N, D)``):
 * semantic part ``s = P_sem(x)`` (``(N, d_s)``, ``d_s = semantic_dim``) and
   residual part ``r = P_res(x)`` (``(N, D - d_s)``), both projections
   shared by the two modalities so the parts live in one space;
-* a classifier ``W_cls`` on ``s`` (shared by the modalities or one each),
-  trained with the configured classification loss on labelled rows only
-  (label -1 is ignored);
+* a COSINE classifier on ``s`` (shared by the modalities or one each):
+  ``logits = scale * normalize(W_cls) @ normalize(s)``, trained with the
+  configured classification loss on labelled rows only (label -1 is
+  ignored). A plain Linear on un-normalised embeddings let the cross-entropy
+  fall by growing norms, which retrieval (cosine) discards; the default
+  weights (0.1 each) keep the classification terms below the retrieval
+  loss (an ln(33)=3.5 CE at weight 1+1 swamped STL's <= 0.4);
 * a decoupling loss: the mean squared cross-correlation between the
   batch-standardised ``s`` and ``r`` (``decouple='corr'``), or the squared
   cosines between the rows of ``P_sem`` and ``P_res`` (``'weight'``);
@@ -23,6 +27,11 @@ embedding ``x`` of either modality (``(N, D)``):
 
 ``semantic_dim=0`` disables decoupling: the classifier reads ``x`` itself,
 the decoupling loss is zero and ``embed`` is the identity.
+
+Switch (:class:`~rsitr_mm.models.necks.switchable.SwitchableMixin`):
+``disable('lsd')`` makes ``embed`` the identity. Labels are handled as
+device tensors without host synchronisation (unknown rows are masked with
+``torch.where``, not selected with Python branches).
 """
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -34,11 +43,13 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from ...utils.validation import check_values
 
+from ..necks.switchable import SwitchableMixin
+
 _MODES = ('residual', 'concat', 'full')
 
 
 @MODELS.register_module()
-class LabelSemanticHead(BaseModule):
+class LabelSemanticHead(SwitchableMixin, BaseModule):
     """Label-supervised semantic decoupling head for a dual encoder.
 
     Args:
@@ -50,11 +61,13 @@ class LabelSemanticHead(BaseModule):
         semantic_dim (int): Width of the semantic part; 0 disables the
             decoupling. Must be ``< in_channels``. Defaults to 128.
         loss (dict | nn.Module): Classification loss (mmpretrain's
-            ``CrossEntropyLoss`` by default), called on labelled rows only.
+            ``CrossEntropyLoss`` by default), called with per-row weights
+            (0 on unlabelled rows) and ``avg_factor``.
+        cls_scale (float): Scale ``s`` of the cosine logits. Defaults to 16.
         loss_weight_image (float): Weight of the image classification loss.
-            Defaults to 1.0.
+            Defaults to 0.1.
         loss_weight_text (float): Weight of the text classification loss.
-            Defaults to 1.0.
+            Defaults to 0.1.
         decouple_weight (float): Weight of the decoupling loss.
             Defaults to 0.1.
         decouple (str): ``'corr'`` or ``'weight'``. Defaults to ``'corr'``.
@@ -70,8 +83,9 @@ class LabelSemanticHead(BaseModule):
                  semantic_dim: int = 128,
                  loss: Union[dict, nn.Module] = dict(
                      type='CrossEntropyLoss', loss_weight=1.0),
-                 loss_weight_image: float = 1.0,
-                 loss_weight_text: float = 1.0,
+                 cls_scale: float = 16.0,
+                 loss_weight_image: float = 0.1,
+                 loss_weight_text: float = 0.1,
                  decouple_weight: float = 0.1,
                  decouple: str = 'corr',
                  retrieval_mode: str = 'residual',
@@ -103,6 +117,7 @@ class LabelSemanticHead(BaseModule):
         self.in_channels = in_channels
         self.semantic_dim = semantic_dim
         self.share_classifier = share_classifier
+        self.cls_scale = float(cls_scale)
         self.loss_weight_image = loss_weight_image
         self.loss_weight_text = loss_weight_text
         self.decouple_weight = decouple_weight
@@ -120,10 +135,17 @@ class LabelSemanticHead(BaseModule):
                 self.back_proj = nn.Linear(semantic_dim, in_channels)
                 nn.init.zeros_(self.back_proj.weight)
                 nn.init.zeros_(self.back_proj.bias)
-        self.cls_image = nn.Linear(cls_in, num_classes)
+        self.cls_image = nn.Linear(cls_in, num_classes, bias=False)
         self.cls_text = (
             self.cls_image if share_classifier else nn.Linear(
-                cls_in, num_classes))
+                cls_in, num_classes, bias=False))
+
+    SWITCHES = ('lsd', )
+
+    def _classify(self, cls: nn.Linear, sem: torch.Tensor) -> torch.Tensor:
+        """Cosine logits ``s * normalize(W) @ normalize(x)``, (N, K)."""
+        return self.cls_scale * F.linear(
+            F.normalize(sem, dim=-1), F.normalize(cls.weight, dim=-1))
 
     def init_weights(self) -> None:
         """Initialise; ``back_proj`` always restarts at zero, so the
@@ -135,8 +157,9 @@ class LabelSemanticHead(BaseModule):
             nn.init.zeros_(self.back_proj.bias)
 
     # --------------------------------------------------------------- parts
-    def decompose(self, emb: torch.Tensor
-                  ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def decompose(
+            self,
+            emb: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Split ``(N, D)`` into semantic ``(N, d_s)`` and residual parts.
 
         With ``semantic_dim=0`` returns ``(emb, None)``.
@@ -145,16 +168,18 @@ class LabelSemanticHead(BaseModule):
             return emb, None
         return self.sem_proj(emb), self.res_proj(emb)
 
-    def forward(self, emb: torch.Tensor, modality: str = 'image'
-                ) -> torch.Tensor:
+    def forward(self,
+                emb: torch.Tensor,
+                modality: str = 'image') -> torch.Tensor:
         """Class logits ``(N, num_classes)`` of one modality's embeddings."""
         sem, _ = self.decompose(emb)
         cls = self.cls_image if modality == 'image' else self.cls_text
-        return cls(sem)
+        return self._classify(cls, sem)
 
-    def embed(self, image_emb: Optional[torch.Tensor],
-              text_emb: Optional[torch.Tensor]
-              ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    def embed(
+        self, image_emb: Optional[torch.Tensor],
+        text_emb: Optional[torch.Tensor]
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """Retrieval embeddings after the head, width unchanged.
 
         Args:
@@ -168,17 +193,17 @@ class LabelSemanticHead(BaseModule):
         """
         return self._embed_one(image_emb), self._embed_one(text_emb)
 
-    def _embed_one(self, emb: Optional[torch.Tensor]
-                   ) -> Optional[torch.Tensor]:
+    def _embed_one(self,
+                   emb: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         if emb is None or self.semantic_dim == 0 or \
-                self.retrieval_mode == 'full':
+                self.retrieval_mode == 'full' or not self.enabled('lsd'):
             return emb
         sem, res = self.decompose(emb)
         if self.retrieval_mode == 'residual':
             return emb + self.back_proj(sem)
-        return torch.cat(
-            [F.normalize(sem, dim=-1),
-             F.normalize(res, dim=-1)], dim=-1) / (2**0.5)
+        return torch.cat([F.normalize(sem, dim=-1),
+                          F.normalize(res, dim=-1)],
+                         dim=-1) / (2**0.5)
 
     # --------------------------------------------------------------- losses
     def _decouple_loss(self, sem: torch.Tensor,
@@ -195,26 +220,42 @@ class LabelSemanticHead(BaseModule):
         return corr.pow(2).mean()
 
     @staticmethod
-    def get_labels(data_samples: list,
-                   device: torch.device) -> torch.Tensor:
-        """``(B,)`` long tensor of ``gt_label``; -1 where absent."""
+    def get_labels(data_samples: list, device: torch.device) -> torch.Tensor:
+        """``(B,)`` long tensor of ``gt_label`` on ``device``; -1 if absent.
+
+        Tensors already on ``device`` are concatenated there (no host
+        synchronisation).
+        """
         labels = []
         for ds in data_samples:
             lab = ds.get('gt_label', None) if hasattr(ds, 'get') else None
-            if lab is None:
-                labels.append(-1)
-                continue
-            lab = torch.as_tensor(lab).view(-1)
-            labels.append(int(lab[0]) if lab.numel() > 0 else -1)
-        return torch.tensor(labels, dtype=torch.long, device=device)
+            lab = torch.as_tensor(-1 if lab is None else lab)
+            lab = lab.reshape(-1)[:1].to(device=device, dtype=torch.long)
+            labels.append(lab if lab.numel() else lab.new_full((1, ), -1))
+        if not labels:
+            return torch.zeros(0, dtype=torch.long, device=device)
+        return torch.cat(labels)
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        bad = labels >= self.num_classes
+        msg = ('LabelSemanticHead.loss: gt_label must be -1 or in [0, '
+               f'num_classes={self.num_classes})')
+        if labels.device.type == 'cpu':
+            if bool(bad.any()):
+                raise ValueError(f'{msg}, got {int(labels.max())}.')
+        else:  # checked on the device, without a host sync
+            torch._assert_async(~bad.any(), msg)
 
     def _cls_loss(self, logits: torch.Tensor,
                   labels: torch.Tensor) -> torch.Tensor:
+        """Loss over the labelled rows; 0 (graph kept) without any."""
         known = labels >= 0
-        if not known.any():
-            # zero that keeps the graph valid (every parameter receives 0)
-            return logits.sum() * 0.0
-        return self.loss_module(logits[known], labels[known])
+        weight = known.to(logits.dtype)
+        return self.loss_module(
+            logits,
+            labels.clamp_min(0),
+            weight=weight,
+            avg_factor=weight.sum().clamp_min(1.0))
 
     def loss(self, image_emb: torch.Tensor, text_emb: torch.Tensor,
              data_samples: list) -> Dict[str, torch.Tensor]:
@@ -238,15 +279,12 @@ class LabelSemanticHead(BaseModule):
                 f'with {bsz} rows (len(data_samples)), got '
                 f'{tuple(image_emb.shape)} and {tuple(text_emb.shape)}.')
         labels = self.get_labels(data_samples, image_emb.device)
-        if (labels >= self.num_classes).any():
-            raise ValueError(
-                'LabelSemanticHead.loss: gt_label must be -1 or in [0, '
-                f'num_classes={self.num_classes}), got '
-                f'{labels.max().item()}.')
+        self._check_labels(labels)
         sem_i, res_i = self.decompose(image_emb)
         sem_t, res_t = self.decompose(text_emb)
-        loss_img = self._cls_loss(self.cls_image(sem_i), labels)
-        loss_txt = self._cls_loss(self.cls_text(sem_t), labels)
+        loss_img = self._cls_loss(
+            self._classify(self.cls_image, sem_i), labels)
+        loss_txt = self._cls_loss(self._classify(self.cls_text, sem_t), labels)
         if self.semantic_dim == 0:
             loss_orth = image_emb.sum() * 0.0 + text_emb.sum() * 0.0
         else:

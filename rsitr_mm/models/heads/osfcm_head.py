@@ -3,9 +3,13 @@
 
 OSDPM counts object nouns in each image's captions and uses the frequent ones
 as a semantic prior that guides the clustering of image features in the
-shared space. We implement it as a soft prototype ("affiliation") contrastive
-loss: one prototype per vocabulary noun, and each image embedding is pulled
-towards the prototypes of its prior, weighted by the prior.
+shared space. We implement it as (a) a soft prototype ("affiliation")
+contrastive loss: one prototype per vocabulary noun; each image embedding is
+pulled towards the prototypes of its tf-idf weighted prior and each caption
+towards the prototypes of the nouns it mentions itself; and (b) a
+cluster-aware residual refinement of both embeddings (see
+:class:`ObjectSemanticClusterHead`). Equations and the measurements behind
+the defaults: ``docs/methods/osdpm.md``.
 """
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -17,52 +21,49 @@ from mmengine.dist import all_reduce, is_distributed
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
-from rsitr_mm.datasets.object_priors import ObjectPriors, build_object_priors
+from rsitr_mm.datasets.object_priors import (ObjectPriors, build_object_priors,
+                                             load_lexicon)
+from ..necks.switchable import SwitchableMixin
+from .noun_targets import (CaptionNounTargets, _img_path_of, _text_of,
+                           idf_weights, reweight_rows)
 from ...utils.validation import check_values
 
 _PROTOTYPES = ('learnable', 'ema')
 
 
-def _img_path_of(sample) -> Optional[str]:
-    """``img_path`` (else ``filename``) of a DataSample or a plain dict."""
-    if sample is None:
-        return None
-    meta = getattr(sample, 'metainfo', None)
-    for key in ('img_path', 'filename'):
-        if isinstance(meta, dict) and meta.get(key) is not None:
-            return meta[key]
-        if isinstance(sample, dict) and sample.get(key) is not None:
-            return sample[key]
-        value = getattr(sample, key, None)
-        if isinstance(value, str):
-            return value
-    return None
-
-
 @MODELS.register_module()
-class ObjectSemanticClusterHead(BaseModule):
+class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
     """Object-prior guided clustering head (OSFCM) of OSDPM.
 
-    Let ``e`` be a (L2-normalised) embedding, ``P`` the (K, D) prototypes and
-    ``p`` the image's object prior (K,), summing to 1 (or all zero). Then::
+    Let ``e`` be an embedding, ``P`` the (K, D) prototypes (L2-normalised)
+    and ``q`` a target distribution over the K nouns. Then::
 
-        logits = normalise(e) @ normalise(P).T / temperature       # (K,)
-        loss   = - sum_k p_k * log_softmax(logits)_k
+        logits = normalise(e) @ P.T / temperature                  # (K,)
+        loss   = - sum_k q_k * log_softmax(logits)_k
 
-    averaged over the images whose prior is non-empty (images with an empty
-    prior contribute nothing; a batch without any gives a zero loss that keeps
-    the graph valid). The text side, when ``text_weight > 0``, uses the same
-    prototypes and the image's prior for the caption's embedding.
+    averaged over the rows with a non-empty target. Image rows use the
+    image's prior re-weighted by idf; caption rows (``text_weight > 0``) use
+    the nouns the caption itself mentions, idf weighted
+    (:mod:`.noun_targets`). Both terms ramp up linearly over
+    ``warmup_iters`` training steps.
 
-    Prototypes are either learnable parameters (``'learnable'``) or buffers
-    (``'ema'``) updated without gradient during training as
-    ``P_k <- m * P_k + (1 - m) * mean_k`` with ``mean_k`` the prior-weighted
-    mean of the batch's image embeddings (a prototype is set directly the
-    first time it is seen). Under distributed training the weighted sums are
-    all-reduced (guarded by ``is_distributed()``), so every rank keeps the
-    same prototypes; nothing else communicates.
+    Prototypes start from data, not noise: the first time a noun occurs in
+    a training batch its prototype is set to the prior-weighted mean of the
+    batch's normalised image embeddings (both modes), so the loss starts
+    consistent with the pretrained space instead of pulling it towards
+    random directions. ``'ema'`` then follows
+    ``P_k <- m * P_k + (1 - m) * mean_k`` without gradient; ``'learnable'``
+    learns them. Under distributed training the weighted sums are
+    all-reduced, so every rank keeps the same prototypes.
 
-    The head does not change the embeddings: :meth:`embed` is the identity.
+    **Refinement** (``refine=True``, the module's contribution to the
+    embedding, for images and captions alike)::
+
+        a   = softmax(normalise(e) @ P.T / temperature)            # (K,)
+        out = e + |e| * W (a @ P)          # W (D, D) zero-initialised
+
+    so the head starts as the identity and ``W`` gets gradient from the
+    retrieval loss at the first step. ``disable('osfcm')`` turns it off.
 
     Args:
         embed_dim (int): Embedding dimension ``D``. Defaults to 512.
@@ -80,13 +81,21 @@ class ObjectSemanticClusterHead(BaseModule):
             ``'learnable'``.
         ema_momentum (float): EMA momentum ``m``. Defaults to 0.9.
         temperature (float): Softmax temperature. Defaults to 0.1.
-        loss_weight (float): Weight of ``loss_osfcm``. Defaults to 1.0.
+        loss_weight (float): Weight of ``loss_osfcm``. Defaults to 0.1.
         text_weight (float): Weight of ``loss_osfcm_txt`` relative to
             ``loss_weight``; 0 disables the text side. Defaults to 0.5.
         min_prior (float): Prior entries below this are zeroed and the row
             renormalised. Defaults to 0.
+        idf (bool): Re-weight targets by idf. Defaults to True.
+        caption_targets (bool): Caption rows use their own nouns (else the
+            image's prior). Defaults to True.
+        warmup_iters (int): Linear warm-up of the loss weight, in training
+            steps of this process. Defaults to 500.
+        refine (bool): Build the residual refinement. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
+
+    SWITCHES = ('osfcm', )
 
     def __init__(self,
                  embed_dim: int = 512,
@@ -99,9 +108,13 @@ class ObjectSemanticClusterHead(BaseModule):
                  prototype: str = 'learnable',
                  ema_momentum: float = 0.9,
                  temperature: float = 0.1,
-                 loss_weight: float = 1.0,
+                 loss_weight: float = 0.1,
                  text_weight: float = 0.5,
                  min_prior: float = 0.0,
+                 idf: bool = True,
+                 caption_targets: bool = True,
+                 warmup_iters: int = 500,
+                 refine: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         check_values(
             'ObjectSemanticClusterHead',
@@ -112,15 +125,19 @@ class ObjectSemanticClusterHead(BaseModule):
             text_weight=(text_weight, '>=0'),
             min_prior=(min_prior, '[0,1)'))
         super().__init__(init_cfg=init_cfg)
+        name = 'ObjectSemanticClusterHead'
         if prototype not in _PROTOTYPES:
-            raise ValueError(f'ObjectSemanticClusterHead: prototype must be '
-                             f'one of {_PROTOTYPES}, got {prototype!r}.')
+            raise ValueError(f'{name}: prototype must be one of '
+                             f'{_PROTOTYPES}, got {prototype!r}.')
         if temperature <= 0:
-            raise ValueError('ObjectSemanticClusterHead: temperature must be '
-                             f'> 0, got {temperature}.')
+            raise ValueError(f'{name}: temperature must be > 0, got '
+                             f'{temperature}.')
         if not 0.0 <= ema_momentum < 1.0:
-            raise ValueError('ObjectSemanticClusterHead: ema_momentum must be '
-                             f'in [0, 1), got {ema_momentum}.')
+            raise ValueError(f'{name}: ema_momentum must be in [0, 1), got '
+                             f'{ema_momentum}.')
+        if warmup_iters < 0:
+            raise ValueError(f'{name}: warmup_iters must be >= 0, got '
+                             f'{warmup_iters}.')
         if ann_file is not None:
             priors = build_object_priors(
                 ann_file,
@@ -132,13 +149,12 @@ class ObjectSemanticClusterHead(BaseModule):
         elif priors_file is not None:
             priors = ObjectPriors.load(priors_file)
         else:
-            raise ValueError('ObjectSemanticClusterHead: give ann_file '
-                             '(caption json to build the object priors '
-                             'from) and/or priors_file (saved .npz).')
+            raise ValueError(f'{name}: give ann_file (caption json to build '
+                             'the object priors from) and/or priors_file '
+                             '(saved .npz).')
         if priors.num_nouns == 0:
-            raise ValueError('ObjectSemanticClusterHead: the object '
-                             'vocabulary is empty (no lexicon noun found in '
-                             'the captions).')
+            raise ValueError(f'{name}: the object vocabulary is empty (no '
+                             'lexicon noun found in the captions).')
         self.priors = priors
         self.vocab: List[str] = list(priors.vocab)
         self.embed_dim = embed_dim
@@ -148,19 +164,43 @@ class ObjectSemanticClusterHead(BaseModule):
         self.loss_weight = loss_weight
         self.text_weight = text_weight
         self.min_prior = min_prior
+        self.caption_targets = caption_targets
+        self.warmup_iters = int(warmup_iters)
+        self._iter = 0  # training steps seen (warm-up; not checkpointed)
 
-        table = torch.from_numpy(
-            self._filter_priors(priors.priors.astype(np.float32), min_prior))
-        # Not saved in checkpoints (rebuilt from the annotations).
-        self.register_buffer('prior_table', table, persistent=False)
         K = priors.num_nouns
+        idf_w = idf_weights(priors) if idf else np.ones(K, np.float32)
+        table = self._filter_priors(
+            priors.priors.astype(np.float32), min_prior)
+        # Not saved in checkpoints (rebuilt from the annotations).
+        self.register_buffer(
+            'prior_table',
+            torch.from_numpy(reweight_rows(table, idf_w)),
+            persistent=False)
+        self.caption_nouns = CaptionNounTargets(
+            self.vocab,
+            load_lexicon(lexicon,
+                         tuple(extra_nouns) + tuple(self.vocab)), idf_w)
         init = F.normalize(torch.randn(K, embed_dim), dim=1)
         if prototype == 'learnable':
             self.prototypes = nn.Parameter(init)
         else:
             self.register_buffer('prototypes', init)
-            self.register_buffer('proto_seen', torch.zeros(K,
-                                                           dtype=torch.bool))
+        self.register_buffer('proto_seen', torch.zeros(K, dtype=torch.bool))
+        self.refine = refine
+        if refine:
+            self.refine_proj = nn.Linear(embed_dim, embed_dim)
+            self._zero_refine()
+
+    def _zero_refine(self) -> None:
+        if self.refine:
+            nn.init.zeros_(self.refine_proj.weight)
+            nn.init.zeros_(self.refine_proj.bias)
+
+    def init_weights(self) -> None:
+        """Initialise; the refinement restarts at zero (identity)."""
+        super().init_weights()
+        self._zero_refine()
 
     @staticmethod
     def _filter_priors(table: np.ndarray, min_prior: float) -> np.ndarray:
@@ -168,18 +208,16 @@ class ObjectSemanticClusterHead(BaseModule):
             return table
         table = np.where(table >= min_prior, table, 0.0).astype(np.float32)
         sums = table.sum(axis=1, keepdims=True)
-        return np.divide(
-            table, sums, out=np.zeros_like(table), where=sums > 0)
+        return np.divide(table, sums, out=np.zeros_like(table), where=sums > 0)
 
     @property
     def num_prototypes(self) -> int:
         return len(self.vocab)
 
     def get_priors(self, data_samples: Optional[Sequence]) -> torch.Tensor:
-        """(B, K) priors of a batch, matched by the basename of ``img_path``.
-
-        Samples without ``img_path`` or with an unknown image get zero rows.
-        """
+        """(B, K) idf-weighted priors of a batch, matched by the basename of
+        ``img_path``. Samples without ``img_path`` or with an unknown image
+        get zero rows."""
         if not data_samples:
             raise ValueError('ObjectSemanticClusterHead.loss needs '
                              'data_samples carrying img_path.')
@@ -191,23 +229,34 @@ class ObjectSemanticClusterHead(BaseModule):
         out = self.prior_table[idx.clamp(min=0)]
         return out * (idx >= 0).unsqueeze(1).to(out.dtype)
 
+    # ----------------------------------------------------------- embedding
+    def _refine(self, emb: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        if emb is None or not self.refine or not self.enabled('osfcm'):
+            return emb
+        protos = F.normalize(self.prototypes, dim=1).to(emb.dtype)
+        assign = (F.normalize(emb, dim=-1) @ protos.t() /
+                  self.temperature).softmax(dim=-1)
+        scale = emb.norm(dim=-1, keepdim=True)
+        return emb + scale * self.refine_proj(assign @ protos)
+
     def embed(self, image_emb: Optional[torch.Tensor],
               text_emb: Optional[torch.Tensor]):
-        """Identity: the head only adds a training loss."""
-        return image_emb, text_emb
+        """Cluster-aware residual refinement of both embeddings (identity at
+        initialisation, with ``refine=False`` or ``disable('osfcm')``)."""
+        return self._refine(image_emb), self._refine(text_emb)
 
-    def _cluster_loss(self, emb: torch.Tensor, prior: torch.Tensor,
+    # --------------------------------------------------------------- losses
+    def _cluster_loss(self, emb: torch.Tensor, target: torch.Tensor,
                       protos: torch.Tensor) -> torch.Tensor:
         logits = F.normalize(emb, dim=1) @ protos.t() / self.temperature
-        valid = prior.sum(dim=1) > 0
-        per_row = -(prior * logits.log_softmax(dim=1)).sum(dim=1)
-        if not bool(valid.any()):
-            return logits.sum() * 0.0
-        return per_row[valid].mean()
+        valid = (target.sum(dim=1) > 0).to(logits.dtype)
+        per_row = -(target * logits.log_softmax(dim=1)).sum(dim=1)
+        return (per_row * valid).sum() / valid.sum().clamp_min(1.0)
 
     @torch.no_grad()
-    def _update_ema(self, image_emb: torch.Tensor,
-                    prior: torch.Tensor) -> None:
+    def _update_prototypes(self, image_emb: torch.Tensor,
+                           prior: torch.Tensor) -> None:
+        """First-seen initialisation (both modes) and EMA (``'ema'``)."""
         emb = F.normalize(image_emb.detach().float(), dim=1)
         prior = prior.float()
         sums = prior.t() @ emb  # (K, D)
@@ -215,17 +264,19 @@ class ObjectSemanticClusterHead(BaseModule):
         if is_distributed():
             all_reduce(sums)
             all_reduce(mass)
-        present = mass > 0
-        if not bool(present.any()):
-            return
-        mean = sums[present] / mass[present].unsqueeze(1)
-        old = self.prototypes[present]
-        seen = self.proto_seen[present].unsqueeze(1)
-        m = self.ema_momentum
-        new = torch.where(seen, m * old + (1 - m) * mean, mean)
-        self.prototypes[present] = F.normalize(new, dim=1).to(
-            self.prototypes.dtype)
-        self.proto_seen[present] = True
+        present = (mass > 0).unsqueeze(1)
+        mean = F.normalize(sums / mass.clamp_min(1e-12).unsqueeze(1), dim=1)
+        old = self.prototypes.data.float()
+        seen = self.proto_seen.unsqueeze(1)
+        if self.prototype == 'ema':
+            m = self.ema_momentum
+            upd = torch.where(seen,
+                              F.normalize(m * old + (1 - m) * mean,
+                                          dim=1), mean)
+        else:
+            upd = torch.where(seen, old, mean)
+        self.prototypes.data.copy_(torch.where(present, upd, old))
+        self.proto_seen |= present.squeeze(1)
 
     def loss(self, image_emb: torch.Tensor, text_emb: Optional[torch.Tensor],
              data_samples: Sequence) -> Dict[str, torch.Tensor]:
@@ -236,7 +287,8 @@ class ObjectSemanticClusterHead(BaseModule):
                 in training batches; repeated images are fine).
             text_emb (Tensor, optional): (B, D) caption embeddings, row-aligned
                 with ``image_emb``.
-            data_samples (list[DataSample]): B samples carrying ``img_path``.
+            data_samples (list[DataSample]): B samples carrying ``img_path``
+                (and ``text``, the caption, for caption targets).
 
         Returns:
             dict[str, Tensor]: ``loss_osfcm`` and, when ``text_weight > 0``
@@ -251,8 +303,15 @@ class ObjectSemanticClusterHead(BaseModule):
             raise ValueError(f'ObjectSemanticClusterHead: {prior.size(0)} '
                              f'data samples for {image_emb.size(0)} '
                              'embeddings.')
+        if self.training:
+            self._update_prototypes(image_emb, prior)
+            self._iter += 1
+        ramp = 1.0 if self.warmup_iters == 0 else min(
+            1.0,
+            max(self._iter, 1) / self.warmup_iters)
+        weight = self.loss_weight * ramp
         protos = F.normalize(self.prototypes, dim=1).to(image_emb.dtype)
-        losses = dict(loss_osfcm=self.loss_weight *
+        losses = dict(loss_osfcm=weight *
                       self._cluster_loss(image_emb, prior, protos))
         if self.text_weight > 0 and text_emb is not None:
             if text_emb.shape != image_emb.shape:
@@ -260,15 +319,17 @@ class ObjectSemanticClusterHead(BaseModule):
                                  'be row-aligned with image_emb, got '
                                  f'{tuple(text_emb.shape)} vs '
                                  f'{tuple(image_emb.shape)}.')
+            target = prior
+            if self.caption_targets:
+                target = self.caption_nouns(
+                    [_text_of(s) for s in data_samples],
+                    text_emb.device).to(text_emb.dtype)
             losses['loss_osfcm_txt'] = (
-                self.loss_weight * self.text_weight *
-                self._cluster_loss(text_emb, prior, protos.to(text_emb)))
-        if self.prototype == 'ema' and self.training:
-            self._update_ema(image_emb, prior)
+                weight * self.text_weight *
+                self._cluster_loss(text_emb, target, protos.to(text_emb)))
         return losses
 
     def extra_repr(self) -> str:
         return (f'num_prototypes={self.num_prototypes}, '
                 f'prototype={self.prototype!r}, '
-                f'temperature={self.temperature}')
-
+                f'temperature={self.temperature}, refine={self.refine}')

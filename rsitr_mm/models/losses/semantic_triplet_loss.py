@@ -21,11 +21,21 @@ positives on the diagonal and negatives the pairs with a different
 * ``'prototype'``: ``m0 * (d + (s - d) * clamp(cos(p_{y_i}, p_{y_j}), 0, 1))``
   with ``s, d`` the two scales and ``p_c`` a class prototype (an EMA of the
   class's embeddings, or a learned ``nn.Embedding``), detached;
-* ``'amfmn'``: ``gamma * (e^beta - e^(beta * P_ij)) / (e^beta - 1)``, the
-  dynamic margin of AMFMN, with prior similarity ``P_ij`` in ``[0, 1]``
-  from labels (1 same class, 0 different) or prototypes.
+* ``'amfmn'`` (default): ``gamma * (e^beta - e^(beta * P_ij)) / (e^beta -
+  1)``, the dynamic margin of AMFMN, with prior similarity ``P_ij`` in
+  ``[0, 1]`` from labels (1 same class, 0 different), prototypes, the
+  captions (``'text'``: ``clamp(cos(t_i, t_j), 0, 1)`` of the detached
+  caption embeddings) or, by default, ``'label_text'``:
+  ``w * [y_i == y_j] + (1 - w) * clamp(cos(t_i, t_j), 0, 1)`` (a label
+  alone gives only two fixed margins; the caption term makes the constant
+  adapt to each pair; unknown labels use the caption term alone).
+
+Warm-up: for the first ``warmup_iters`` training calls the negatives are
+summed (VSE++'s warm start), then the hardest is kept: hardest-negative
+training from a random start stalled near ``2 * margin`` for ~300
+iterations. With ``gather_negatives=True`` the candidates (and their labels)
+come from every rank (:func:`~.utils.candidate_pool`).
 """
-import math
 from typing import Optional
 
 import torch
@@ -34,15 +44,18 @@ import torch.nn.functional as F
 
 from mmpretrain.registry import MODELS
 
+from ...utils.dist import all_gather_variable
+from .semantic_margins import SemanticMarginMixin
 from .triplet_loss import hinge_triplet_costs
-from .utils import as_id_tensor
 from ...utils.validation import check_values
+from .utils import as_id_tensor, candidate_pool
 
 _SEMANTICS = ('none', 'label', 'prototype', 'amfmn')
+_PRIORS = ('label', 'prototype', 'text', 'label_text')
 
 
 @MODELS.register_module()
-class SemanticGuidedTripletLoss(nn.Module):
+class SemanticGuidedTripletLoss(SemanticMarginMixin, nn.Module):
     """Hinge triplet ranking loss with a semantic, per-pair margin.
 
     Args:
@@ -50,7 +63,8 @@ class SemanticGuidedTripletLoss(nn.Module):
         max_violation (bool): Hardest negative per anchor (VSE++) if True,
             sum over negatives otherwise. Defaults to True.
         semantic (str): ``'none'``, ``'label'``, ``'prototype'`` or
-            ``'amfmn'`` (see the module docstring). Defaults to ``'none'``.
+            ``'amfmn'`` (see the module docstring). Defaults to
+            ``'amfmn'``.
         same_class_scale (float): Margin factor for same-class negatives.
             Defaults to 0.5.
         diff_class_scale (float): Margin factor for different-class
@@ -74,8 +88,13 @@ class SemanticGuidedTripletLoss(nn.Module):
             Defaults to ``margin``.
         beta (float): AMFMN's curvature; 0 gives the linear limit
             ``gamma * (1 - P)``. Defaults to 3.0.
-        amfmn_prior (str): ``'label'`` or ``'prototype'``. Defaults to
-            ``'label'``.
+        amfmn_prior (str): ``'label'``, ``'prototype'``, ``'text'`` or
+            ``'label_text'``. Defaults to ``'label_text'``.
+        label_weight (float): ``w`` of ``'label_text'``. Defaults to 0.5.
+        warmup_iters (int): Training calls that sum over negatives before
+            ``max_violation`` applies. Defaults to 300.
+        gather_negatives (bool): Draw negatives from every rank in
+            distributed training. Defaults to False.
         loss_weight (float): Weight of the whole loss. Defaults to 1.0.
         loss_name (str): Key of this loss in the retriever's loss dict.
             Defaults to ``'loss_stl'``.
@@ -84,7 +103,7 @@ class SemanticGuidedTripletLoss(nn.Module):
     def __init__(self,
                  margin: float = 0.2,
                  max_violation: bool = True,
-                 semantic: str = 'none',
+                 semantic: str = 'amfmn',
                  same_class_scale: float = 0.5,
                  diff_class_scale: float = 1.0,
                  num_classes: Optional[int] = None,
@@ -95,7 +114,10 @@ class SemanticGuidedTripletLoss(nn.Module):
                  prototype_temperature: float = 0.1,
                  gamma: Optional[float] = None,
                  beta: float = 3.0,
-                 amfmn_prior: str = 'label',
+                 amfmn_prior: str = 'label_text',
+                 label_weight: float = 0.5,
+                 warmup_iters: int = 300,
+                 gather_negatives: bool = False,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_stl') -> None:
         check_values(
@@ -118,9 +140,12 @@ class SemanticGuidedTripletLoss(nn.Module):
         if prototype not in ('ema', 'learned'):
             raise ValueError(f'{name}: `prototype` must be "ema" or '
                              f'"learned", got {prototype!r}.')
-        if amfmn_prior not in ('label', 'prototype'):
-            raise ValueError(f'{name}: `amfmn_prior` must be "label" or '
-                             f'"prototype", got {amfmn_prior!r}.')
+        if amfmn_prior not in _PRIORS:
+            raise ValueError(f'{name}: `amfmn_prior` must be one of '
+                             f'{_PRIORS}, got {amfmn_prior!r}.')
+        if not 0 <= label_weight <= 1:
+            raise ValueError(f'{name}: `label_weight` must be in [0, 1], '
+                             f'got {label_weight}.')
         if not 0 <= prototype_momentum < 1:
             raise ValueError(f'{name}: `prototype_momentum` must be in '
                              f'[0, 1), got {prototype_momentum}.')
@@ -138,6 +163,10 @@ class SemanticGuidedTripletLoss(nn.Module):
         self.gamma = self.margin if gamma is None else float(gamma)
         self.beta = float(beta)
         self.amfmn_prior = amfmn_prior
+        self.label_weight = float(label_weight)
+        self.warmup_iters = int(warmup_iters)
+        self.gather_negatives = gather_negatives
+        self._iter = 0  # training calls seen (warm-up; not checkpointed)
         self.loss_weight = loss_weight
         self.loss_name = loss_name
 
@@ -157,96 +186,33 @@ class SemanticGuidedTripletLoss(nn.Module):
                 self.register_buffer(
                     'proto_seen', torch.zeros(num_classes, dtype=torch.bool))
 
-    # ------------------------------------------------------------ margins
-    def _label_known(self, labels: torch.Tensor) -> torch.Tensor:
-        """``(B, B)`` bool, True where both labels are known (>= 0)."""
-        known = labels >= 0
-        return known[:, None] & known[None, :]
-
-    def _prototype_similarity(self, labels: torch.Tensor) -> tuple:
-        """Detached prototype cosine in ``[0, 1]`` and its validity mask."""
-        known = labels >= 0
-        safe = labels.clamp_min(0)
-        if self.prototype == 'learned':
-            protos = self.prototypes.weight
-            valid = known
-        else:
-            protos = self.proto_ema
-            valid = known & self.proto_seen[safe]
-        p = F.normalize(protos.detach()[safe], dim=-1)
-        sim = (p @ p.t()).clamp(0.0, 1.0)
-        # same class is always fully similar, whatever the prototype
-        sim = torch.where(labels[:, None] == labels[None, :],
-                          torch.ones_like(sim), sim)
-        return sim, valid[:, None] & valid[None, :]
-
-    def _amfmn(self, prior: torch.Tensor) -> torch.Tensor:
-        if abs(self.beta) < 1e-8:
-            return self.gamma * (1.0 - prior)
-        eb = math.exp(self.beta)
-        return self.gamma * (eb - torch.exp(self.beta * prior)) / (eb - 1.0)
-
-    def pair_margins(self, labels: Optional[torch.Tensor],
-                     batch_size: int,
-                     device: torch.device) -> torch.Tensor:
-        """Margin ``m_ij`` of every (anchor, negative) pair, ``(B, B)``.
-
-        Unknown labels (-1) or ``labels=None`` give the base margin.
-        """
-        base = torch.full((batch_size, batch_size),
-                          self.margin,
-                          device=device)
-        if self.semantic == 'none' or labels is None:
-            return base
-        labels = labels.to(device=device, dtype=torch.long).view(-1)
-        same = labels[:, None] == labels[None, :]
-        if self.semantic == 'label':
-            scale = torch.where(
-                same, torch.full_like(base, self.same_class_scale),
-                torch.full_like(base, self.diff_class_scale))
-            margins = self.margin * scale
-            valid = self._label_known(labels)
-        elif self.semantic == 'prototype':
-            sim, valid = self._prototype_similarity(labels)
-            scale = self.diff_class_scale + (
-                self.same_class_scale - self.diff_class_scale) * sim
-            margins = self.margin * scale
-        else:  # amfmn
-            if self.amfmn_prior == 'label':
-                prior = same.float()
-                valid = self._label_known(labels)
-            else:
-                prior, valid = self._prototype_similarity(labels)
-            margins = self._amfmn(prior)
-        return torch.where(valid, margins, base)
-
     # ---------------------------------------------------------- prototypes
     @torch.no_grad()
     def _update_ema(self, emb: torch.Tensor, labels: torch.Tensor) -> None:
-        known = labels >= 0
-        if not known.any():
-            return
-        emb = F.normalize(emb[known].detach().float(), dim=-1)
-        lab = labels[known]
-        for c in lab.unique().tolist():
-            mean = emb[lab == c].mean(dim=0)
-            if self.proto_seen[c]:
-                m = self.prototype_momentum
-                self.proto_ema[c].mul_(m).add_((1.0 - m) * mean)
-            else:
-                self.proto_ema[c].copy_(mean)
-                self.proto_seen[c] = True
+        """Per-class mean update without host synchronisation."""
+        known = (labels >= 0).to(emb.dtype)
+        safe = labels.clamp_min(0)
+        emb = F.normalize(emb.detach().float(), dim=-1) * known[:, None]
+        sums = torch.zeros_like(self.proto_ema).index_add_(0, safe, emb)
+        count = torch.zeros(self.proto_ema.size(0), device=emb.device)
+        count.index_add_(0, safe, known.float())
+        present = (count > 0)[:, None]
+        mean = sums / count.clamp_min(1.0)[:, None]
+        m = self.prototype_momentum
+        seen = self.proto_seen[:, None]
+        new = torch.where(seen, m * self.proto_ema + (1.0 - m) * mean, mean)
+        self.proto_ema.copy_(torch.where(present, new, self.proto_ema))
+        self.proto_seen |= present.squeeze(1)
 
     def _prototype_ce(self, image_emb: torch.Tensor, text_emb: torch.Tensor,
                       labels: torch.Tensor) -> torch.Tensor:
-        known = labels >= 0
         protos = F.normalize(self.prototypes.weight, dim=-1)
-        if not known.any():
-            return protos.sum() * 0.0
-        emb = torch.cat([image_emb[known], text_emb[known]], dim=0)
-        target = torch.cat([labels[known], labels[known]], dim=0)
+        emb = torch.cat([image_emb, text_emb], dim=0)
+        target = torch.cat([labels, labels], dim=0)
+        weight = (target >= 0).to(emb.dtype)
         logits = emb @ protos.t() / self.prototype_temperature
-        return F.cross_entropy(logits, target)
+        ce = F.cross_entropy(logits, target.clamp_min(0), reduction='none')
+        return (ce * weight).sum() / weight.sum().clamp_min(1.0)
 
     # ------------------------------------------------------------- forward
     def forward(self,
@@ -287,18 +253,27 @@ class SemanticGuidedTripletLoss(nn.Module):
             labels = torch.as_tensor(
                 labels, device=image_emb.device).long().view(-1)
             if labels.numel() != bsz:
-                raise ValueError(
-                    'SemanticGuidedTripletLoss: labels must have '
-                    f'{bsz} elements, got {labels.numel()}.')
+                raise ValueError('SemanticGuidedTripletLoss: labels must have '
+                                 f'{bsz} elements, got {labels.numel()}.')
 
-        margins = self.pair_margins(labels, bsz, image_emb.device).to(
-            image_emb.dtype)
+        all_img, all_txt, all_ids, offset = candidate_pool(
+            image_emb, text_emb, image_ids, self.gather_negatives)
+        cand_labels = None
+        if labels is not None and all_ids.numel() != bsz:
+            cand_labels = torch.cat(all_gather_variable(labels))
+        text_sim = text_emb.detach() @ all_txt.detach().t()
+        margins = self.pair_margins(labels, bsz, image_emb.device, cand_labels,
+                                    text_sim).to(image_emb.dtype)
         # the same hinge as TripletRankingLoss, with per-pair margins
-        cost_i2t = hinge_triplet_costs(image_emb, image_ids, text_emb,
-                                       image_ids, 0, margins)
-        cost_t2i = hinge_triplet_costs(text_emb, image_ids, image_emb,
-                                       image_ids, 0, margins.t())
-        if self.max_violation:
+        cost_i2t = hinge_triplet_costs(image_emb, image_ids, all_txt, all_ids,
+                                       offset, margins)
+        cost_t2i = hinge_triplet_costs(text_emb, image_ids, all_img, all_ids,
+                                       offset, margins)
+        hardest = self.max_violation and (not self.training
+                                          or self._iter >= self.warmup_iters)
+        if self.training:
+            self._iter += 1
+        if hardest:
             i2t = cost_i2t.max(dim=1).values
             t2i = cost_t2i.max(dim=1).values
         else:

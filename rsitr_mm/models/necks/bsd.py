@@ -23,10 +23,26 @@ Notation for one chain over ``S`` scales visited in order ``k = 1..S``
 * accumulation: ``A_k = max(Q_k, M_k)`` (``accumulate='max'``) or
   ``A_k = M_k`` (``accumulate='last'``).
 
-All clues of all chains (``len(directions) * S`` vectors of width ``C``) are
-fused: ``concat`` -> ``Linear(n * C, out_channels)`` over their
-concatenation; ``weighted`` -> ``Linear(C, out_channels)`` over
-``sum_n softmax(w)_n f_n`` with learned scalars ``w``.
+All clues of all chains (``len(directions) * S`` vectors of width ``C``)
+join a MAIN path, the plain average pooling of the deepest stage (the last
+input, i.e. exactly the no-BSD model's feature)::
+
+    out = avgpool(X_S) + clue_scale * W_c(fused) + b_c
+
+with ``fused`` the concatenation of the clues (``concat``, ``W_c`` of shape
+``(out, n * C)``) or ``sum_n softmax(w)_n f_n`` with learned scalars ``w``
+(``weighted``). ``W_c, b_c`` start at zero: BSD starts as the identity of
+plain pooling and ``W_c`` gets gradient from the first step (the earlier
+design replaced the pooled stage by fresh convs and a new Linear; its
+embedding started 3.6x smaller and far from the no-BSD model). The salience
+convs start with a negative bias (``salience_bias``): a position is salient
+only where the conv response overcomes it (``sigmoid(-3) = 0.05`` elsewhere),
+so suppression starts near 5% instead of ~50% everywhere (which shrank whole
+later scales by 31-52%) and grows only where the maps learn to peak.
+
+Switches (:class:`SwitchableMixin`): ``disable('clues')`` returns the main
+path only; ``disable('suppression')`` sets ``alpha = 0``;
+``disable('salience')`` pools each scale with a plain average.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -38,20 +54,26 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from ...utils.validation import check_values
 
+from .bsd_units import SalienceUnitsMixin
+from .switchable import SwitchableMixin
+
 _DIRECTIONS = ('f2c', 'c2f')
 
 
 @MODELS.register_module()
-class BidirectionalScaleDecoupling(BaseModule):
+class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
+                                   BaseModule):
     """Bidirectional Scale Decoupling neck (SSJDN's BSD, our reading).
 
     Args:
         in_channels (Sequence[int]): Channels of each input scale, in the
             order the backbone returns them (finest first for mmpretrain's
             ResNet ``out_indices=(1, 2, 3)``).
-        out_channels (int): Width of the fused output. Defaults to 512.
-        channels (int, optional): Common width ``C`` of the lateral 1x1
-            projections. Defaults to ``out_channels``.
+        out_channels (int, optional): Width of the output; must equal
+            ``in_channels[-1]`` (the main path is the pooled deepest stage).
+            Defaults to ``in_channels[-1]``.
+        channels (int): Common width ``C`` of the lateral 1x1 projections.
+            Defaults to 256.
         salience (str): SFE form, ``'conv'`` (1x1 conv + sigmoid) or
             ``'softmax'`` (1x1 conv, spatial softmax, divided by its max).
             Defaults to ``'conv'``.
@@ -71,19 +93,25 @@ class BidirectionalScaleDecoupling(BaseModule):
             ``'concat'``.
         pool (str): ``'weighted_avg'`` (salience-weighted average, the SFE
             clue) or ``'avg'`` (plain average of the suppressed map, an
-            ablation without SFE pooling). Defaults to ``'weighted_avg'``.
+            ablation without SFE pooling; then the maps act only through
+            suppression, so it needs ``suppression='soft'``, ``alpha > 0``
+            and ``detach_suppression=False``, and the last scale of each
+            chain has no salience conv). Defaults to ``'weighted_avg'``.
         softmax_temperature (float): ``tau`` of the ``'softmax'`` salience.
             Defaults to 1.0.
-        detach_suppression (bool): Whether ``Q_k`` is detached, so that each
-            SFE unit learns only from its own clue and not from how much it
-            suppresses later scales. Defaults to True.
+        detach_suppression (bool, optional): Whether ``Q_k`` is detached, so
+            that each SFE unit learns only from its own clue. Defaults to
+            True with ``pool='weighted_avg'``, False with ``'avg'``.
+        salience_bias (float): Initial bias of the salience convs.
+            Defaults to -3.0.
+        clue_scale (float): Fixed gate of the clue branch. Defaults to 1.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     def __init__(self,
                  in_channels: Sequence[int],
-                 out_channels: int = 512,
-                 channels: Optional[int] = None,
+                 out_channels: Optional[int] = None,
+                 channels: int = 256,
                  salience: str = 'conv',
                  suppression: str = 'soft',
                  topk_ratio: float = 0.3,
@@ -93,7 +121,9 @@ class BidirectionalScaleDecoupling(BaseModule):
                  fusion: str = 'concat',
                  pool: str = 'weighted_avg',
                  softmax_temperature: float = 1.0,
-                 detach_suppression: bool = True,
+                 detach_suppression: Optional[bool] = None,
+                 salience_bias: float = -3.0,
+                 clue_scale: float = 1.0,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         check_values(
             'BidirectionalScaleDecoupling',
@@ -134,14 +164,28 @@ class BidirectionalScaleDecoupling(BaseModule):
         if not 0 <= suppress_strength <= 1:
             raise ValueError(f'{name}: `suppress_strength` must be in '
                              f'[0, 1], got {suppress_strength}.')
+        if out_channels is not None and out_channels != in_channels[-1]:
+            raise ValueError(f'{name}: `out_channels` must equal '
+                             f'in_channels[-1]={in_channels[-1]} (the main '
+                             'path is the pooled deepest stage; project '
+                             f'with the retriever), got {out_channels}.')
+        if detach_suppression is None:
+            detach_suppression = pool == 'weighted_avg'
+        if pool == 'avg' and (suppression != 'soft' or suppress_strength <= 0
+                              or detach_suppression):
+            raise ValueError(
+                f'{name}: with pool="avg" the salience maps act only through '
+                'suppression, which needs suppression="soft", '
+                'suppress_strength > 0 and detach_suppression=False (else '
+                'the salience convs get no gradient).')
         if softmax_temperature <= 0:
             raise ValueError(f'{name}: `softmax_temperature` must be > 0, '
                              f'got {softmax_temperature}.')
 
         self.in_channels = in_channels
         self.num_scales = len(in_channels)
-        self.out_channels = out_channels
-        self.channels = channels or out_channels
+        self.out_channels = in_channels[-1]
+        self.channels = channels
         self.salience = salience
         self.suppression = suppression
         self.topk_ratio = topk_ratio
@@ -153,103 +197,52 @@ class BidirectionalScaleDecoupling(BaseModule):
         self.softmax_temperature = softmax_temperature
         self.detach_suppression = detach_suppression
         self.eps = 1e-6
+        self.salience_bias = float(salience_bias)
+        self.clue_scale = float(clue_scale)
 
         # Lateral projections are shared by the chains; each chain has its
         # own SFE scoring conv per scale (its inputs differ after SGS).
         self.lateral_convs = nn.ModuleList(
             nn.Conv2d(c, self.channels, kernel_size=1) for c in in_channels)
+        # keys '<direction>_<input index>'; with pool='avg' the last scale
+        # of a chain has no conv (its map would feed nothing)
         self.salience_convs = nn.ModuleDict({
-            d: nn.ModuleList(
-                nn.Conv2d(self.channels, 1, kernel_size=1)
-                for _ in in_channels)
+            f'{d}_{i}':
+            nn.Conv2d(self.channels, 1, kernel_size=1)
             for d in directions
+            for i in self._order(d)
+            if pool == 'weighted_avg' or i != self._order(d)[-1]
         })
         num_clues = len(directions) * self.num_scales
         if fusion == 'concat':
-            self.fuse = nn.Linear(num_clues * self.channels, out_channels)
+            self.fuse = nn.Linear(num_clues * self.channels, self.out_channels)
         else:
             self.clue_logits = nn.Parameter(torch.zeros(num_clues))
-            self.fuse = nn.Linear(self.channels, out_channels)
+            self.fuse = nn.Linear(self.channels, self.out_channels)
+        self._init_branch()
 
-    # ------------------------------------------------------------------ SFE
-    def _salience_map(self, feat: torch.Tensor,
-                      conv: nn.Module) -> torch.Tensor:
-        """SFE map ``M`` of one scale, ``(B, C, H, W) -> (B, 1, H, W)``."""
-        logits = conv(feat)
-        if self.salience == 'conv':
-            return logits.sigmoid()
-        b, _, h, w = logits.shape
-        prob = F.softmax(
-            logits.flatten(1) / self.softmax_temperature, dim=1)
-        prob = prob / prob.amax(dim=1, keepdim=True).clamp_min(self.eps)
-        return prob.view(b, 1, h, w)
+    SWITCHES = ('clues', 'suppression', 'salience')
 
-    def _pool(self, feat: torch.Tensor, sal: torch.Tensor) -> torch.Tensor:
-        """Clue of one scale, ``(B, C, H, W), (B, 1, H, W) -> (B, C)``."""
-        if self.pool == 'avg':
-            return feat.mean(dim=(2, 3))
-        num = (feat * sal).sum(dim=(2, 3))
-        den = sal.sum(dim=(2, 3)).clamp_min(self.eps)
-        return num / den
+    def _order(self, direction: str) -> List[int]:
+        order = list(range(self.num_scales))
+        return order[::-1] if direction == 'c2f' else order
 
-    # ------------------------------------------------------------------ SGS
-    def _topk_mask(self, q: torch.Tensor) -> torch.Tensor:
-        """0/1 mask of the top ``topk_ratio`` positions of ``q`` (B,1,H,W)."""
-        b, _, h, w = q.shape
-        k = max(1, int(round(self.topk_ratio * h * w)))
-        idx = q.flatten(1).topk(k, dim=1).indices
-        mask = torch.zeros_like(q.flatten(1)).scatter_(1, idx, 1.0)
-        return mask.view(b, 1, h, w)
+    def _init_branch(self) -> None:
+        nn.init.zeros_(self.fuse.weight)
+        nn.init.zeros_(self.fuse.bias)
+        for conv in self.salience_convs.values():
+            nn.init.constant_(conv.bias, self.salience_bias)
 
-    def _suppress(self, feat: torch.Tensor,
-                  q: Optional[torch.Tensor]) -> Tuple[torch.Tensor,
-                                                      torch.Tensor]:
-        """Apply SGS. Returns the suppressed map and the amount ``alpha*Q``.
-
-        Args:
-            feat (Tensor): ``(B, C, H, W)`` lateral features of this scale.
-            q (Tensor, optional): ``(B, 1, H, W)`` accumulated salience of
-                the previous scales, resized to this scale; None at the
-                first scale of a chain.
-        """
-        if q is None:
-            b, _, h, w = feat.shape
-            return feat, feat.new_zeros(b, 1, h, w)
-        if self.suppression == 'topk':
-            q = self._topk_mask(q)
-        amount = self.suppress_strength * q
-        return feat * (1.0 - amount), amount
+    def init_weights(self) -> None:
+        """Initialise; the clue projection restarts at zero and the
+        salience biases at ``salience_bias`` whatever ``init_cfg`` says."""
+        super().init_weights()
+        self._init_branch()
 
     # --------------------------------------------------------------- chains
-    def _check_inputs(self, inputs) -> List[torch.Tensor]:
-        if isinstance(inputs, torch.Tensor):
-            inputs = (inputs, )
-        if not isinstance(inputs, (tuple, list)):
-            raise TypeError('BidirectionalScaleDecoupling: inputs must be a '
-                            f'tuple of (B, C, H, W) tensors, got '
-                            f'{type(inputs)}.')
-        # CLIPVisionBackbone appends its (B, D) global embedding to the
-        # patch grids; BSD works on the grids only.
-        inputs = [x for x in inputs if x.dim() != 2]
-        if len(inputs) != self.num_scales:
-            raise ValueError(
-                'BidirectionalScaleDecoupling: expected '
-                f'{self.num_scales} scales (len(in_channels)), got '
-                f'{len(inputs)} inputs.')
-        for i, (x, c) in enumerate(zip(inputs, self.in_channels)):
-            if x.dim() != 4 or x.shape[1] != c:
-                raise ValueError(
-                    'BidirectionalScaleDecoupling: input '
-                    f'{i} must have shape (B, {c}, H, W) '
-                    f'(in_channels[{i}]={c}), got {tuple(x.shape)}.')
-        return list(inputs)
-
     def _run_chain(self, feats: List[torch.Tensor], direction: str):
         """Run one SGS/SFE chain; returns clues and maps in INPUT order."""
-        order = list(range(self.num_scales))
-        if direction == 'c2f':
-            order = order[::-1]
-        convs = self.salience_convs[direction]
+        order = self._order(direction)
         clues: List[Optional[torch.Tensor]] = [None] * self.num_scales
         sal_maps: List[Optional[torch.Tensor]] = [None] * self.num_scales
         sup_maps: List[Optional[torch.Tensor]] = [None] * self.num_scales
@@ -266,7 +259,13 @@ class BidirectionalScaleDecoupling(BaseModule):
                 if self.detach_suppression:
                     q = q.detach()
             feat_s, amount = self._suppress(feat, q)
-            sal = self._salience_map(feat_s, convs[idx])
+            key = f'{direction}_{idx}'
+            if key not in self.salience_convs:  # last scale, pool='avg'
+                clues[idx] = feat_s.mean(dim=(2, 3))
+                sal_maps[idx] = feat_s.new_ones(amount.shape)
+                sup_maps[idx] = amount
+                break
+            sal = self._salience_map(feat_s, self.salience_convs[key])
             clues[idx] = self._pool(feat_s, sal)
             sal_maps[idx] = sal
             sup_maps[idx] = amount
@@ -285,16 +284,20 @@ class BidirectionalScaleDecoupling(BaseModule):
             inputs (Sequence[Tensor]): ``S`` maps ``(B, C_s, H_s, W_s)``.
 
         Returns:
-            tuple: ``feat`` ``(B, out_channels)`` and
+            tuple: ``feat`` ``(B, out_channels)`` and (empty with the clues
+            switched off)
             ``dict(salience={dir: [M_s]}, suppression={dir: [alpha*Q_s]})``
             where every map is ``(B, 1, H_s, W_s)`` in ``[0, 1]``, listed in
             input order (index ``s`` is ``inputs[s]``'s scale) for each
             direction in ``directions``.
         """
         xs = self._check_inputs(inputs)
+        main = xs[-1].mean(dim=(2, 3))
+        maps = dict(salience={}, suppression={})
+        if not self.enabled('clues'):
+            return main, maps
         feats = [conv(x) for conv, x in zip(self.lateral_convs, xs)]
         all_clues = []
-        maps = dict(salience={}, suppression={})
         for d in self.directions:
             clues, sal, sup = self._run_chain(feats, d)
             all_clues.extend(clues)
@@ -305,7 +308,7 @@ class BidirectionalScaleDecoupling(BaseModule):
         else:
             weights = self.clue_logits.softmax(dim=0)
             fused = sum(w * c for w, c in zip(weights, all_clues))
-        return self.fuse(fused), maps
+        return main + self.clue_scale * self.fuse(fused), maps
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """Fuse the per-scale clues of all chains.

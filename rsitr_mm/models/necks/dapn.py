@@ -7,7 +7,6 @@ salient-region object attention that aggregates multi-scale region features
 with dynamic weights. No code was released; the equations below are ours and
 are documented in ``docs/methods/osdpm.md``.
 """
-from functools import lru_cache
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -17,44 +16,15 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from ...utils.validation import check_values
 
+from .region_pooling import _mlp, _region_pool_matrix  # noqa: F401
+from .switchable import SwitchableMixin
+
 _FUSIONS = ('residual', 'sum', 'replace')
 _BRANCHES = ('context', 'region')
 
 
-@lru_cache(maxsize=64)
-def _region_pool_matrix(height: int, width: int, scale: int) -> torch.Tensor:
-    """Averaging matrix of ``adaptive_avg_pool2d(x, scale)``.
-
-    Row ``r = i * scale + j`` holds ``1 / |region|`` on the grid cells of
-    region ``(i, j)`` (same boundaries as PyTorch's adaptive pooling:
-    ``[floor(i*H/s), ceil((i+1)*H/s))``) and 0 elsewhere.
-
-    Returns:
-        Tensor: (scale * scale, height * width) float32, rows summing to 1.
-    """
-
-    def masks(size: int) -> torch.Tensor:
-        m = torch.zeros(scale, size)
-        for i in range(scale):
-            start = (i * size) // scale
-            end = -((-(i + 1) * size) // scale)  # ceil
-            m[i, start:end] = 1.0
-        return m
-
-    rows, cols = masks(height), masks(width)
-    mat = torch.einsum('ih,jw->ijhw', rows, cols).reshape(
-        scale * scale, height * width)
-    return mat / mat.sum(dim=1, keepdim=True)
-
-
-def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden), nn.ReLU(inplace=True),
-        nn.Linear(hidden, out_dim))
-
-
 @MODELS.register_module()
-class DualAttentionPerception(BaseModule):
+class DualAttentionPerception(SwitchableMixin, BaseModule):
     """Dual-attention perception neck (DAPN) of OSDPM.
 
     Input is the tuple of the CLIP vision tower: its first element is the
@@ -86,15 +56,21 @@ class DualAttentionPerception(BaseModule):
     ``beta = softmax(MLP_g(g))`` (B, S) predicted from the content give the
     region feature ``r = sum_s beta_s f_s``.
 
-    **(c) Fusion.** ``z = Linear(LayerNorm([g; r]))`` (B, D), then
+    **(c) Fusion.** ``z = W [LN_g(g); LN_r(r)] + b`` (B, D), one LayerNorm
+    per branch (so a branch switched off removes exactly its term), then
 
-    - ``'residual'``: ``out = global + gate * z``, ``gate`` a learnable scalar
-      initialised to ``init_gate`` (0 by default, so the neck starts as the
-      identity on CLIP's global embedding). The Linear keeps its default
-      (non-zero) initialisation: were both zero, no gradient would reach
-      either.
-    - ``'sum'``: ``out = global + z``.
+    - ``'residual'``: ``out = global + gate * z`` with a FIXED ``gate``
+      (``residual_scale``, 1 by default) and ``W, b`` zero-initialised: the
+      neck starts as the identity on CLIP's global embedding, and ``W``
+      receives the gradient ``gate * dL/dout (x) LN(.)`` from the first step
+      (the earlier learnable gate started at 0 and, under weight decay, never
+      moved: DAPN stayed ~1% of the embedding).
+    - ``'sum'``: ``out = global + z`` with the default (non-zero) init.
     - ``'replace'``: ``out = z`` (the global embedding is ignored).
+
+    **Switches** (:class:`SwitchableMixin`): ``disable('dapn')`` returns the
+    global embedding unchanged (not with ``'replace'``);
+    ``disable('context')`` / ``disable('region')`` drop that branch's term.
 
     Args:
         in_channels (int): Channels ``C`` of the patch grid (the vision
@@ -107,7 +83,7 @@ class DualAttentionPerception(BaseModule):
             Defaults to 4.
         fusion (str): ``'residual'``, ``'sum'`` or ``'replace'``. Defaults to
             ``'residual'``.
-        init_gate (float): Initial value of the residual gate. Defaults to 0.
+        residual_scale (float): Fixed gate of ``'residual'``. Defaults to 1.
         branches (Sequence[str]): Features fused into ``z``: any non-empty
             subset of ``('context', 'region')``. Defaults to both. Without
             ``'region'`` the region attention is not built at all.
@@ -116,13 +92,15 @@ class DualAttentionPerception(BaseModule):
         init_cfg (dict, optional): Initialisation config.
     """
 
+    SWITCHES = ('dapn', ) + _BRANCHES
+
     def __init__(self,
                  in_channels: int = 768,
                  embed_dim: int = 512,
                  region_scales: Sequence[int] = (1, 2, 4),
                  reduction: int = 4,
                  fusion: str = 'residual',
-                 init_gate: float = 0.0,
+                 residual_scale: float = 1.0,
                  branches: Sequence[str] = _BRANCHES,
                  collaborative: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
@@ -130,7 +108,7 @@ class DualAttentionPerception(BaseModule):
             'DualAttentionPerception',
             in_channels=(in_channels, 'int>=1'),
             embed_dim=(embed_dim, 'int>=1'), reduction=(reduction, 'int>=1'),
-            init_gate=(init_gate, 'finite'))
+            residual_scale=(residual_scale, 'finite'))
         super().__init__(init_cfg=init_cfg)
         if fusion not in _FUSIONS:
             raise ValueError(f'DualAttentionPerception: fusion must be one of '
@@ -166,16 +144,39 @@ class DualAttentionPerception(BaseModule):
         self.region_scorers = nn.ModuleList(
             [_mlp(in_channels, hidden, 1)
              for _ in region_scales]) if self.use_region else None
-        self.scale_gate = _mlp(in_channels, hidden, len(
-            region_scales)) if self.use_region else None
+        self.scale_gate = _mlp(in_channels, hidden,
+                               len(region_scales)) if self.use_region else None
         # (c) fusion
-        fused = in_channels * len(branches)
-        self.fuse_norm = nn.LayerNorm(fused)
-        self.fuse_proj = nn.Linear(fused, embed_dim)
-        if fusion == 'residual':
-            self.gate = nn.Parameter(torch.tensor(float(init_gate)))
-        else:
-            self.register_parameter('gate', None)
+        self.fuse_norms = nn.ModuleDict(
+            {b: nn.LayerNorm(in_channels)
+             for b in branches})
+        self.fuse_proj = nn.Linear(in_channels * len(branches), embed_dim)
+        self.residual_scale = float(residual_scale)
+        self._zero_proj()
+        # (scale, H, W, device, dtype) -> pooling matrix; constants, so kept
+        # out of the state dict and built once per device/dtype
+        self._pool_cache: Dict[tuple, torch.Tensor] = {}
+
+    def _zero_proj(self) -> None:
+        if self.fusion == 'residual':
+            nn.init.zeros_(self.fuse_proj.weight)
+            nn.init.zeros_(self.fuse_proj.bias)
+
+    def init_weights(self) -> None:
+        """Initialise; the residual projection always restarts at zero so
+        the neck is the identity at initialisation whatever ``init_cfg``
+        says."""
+        super().init_weights()
+        self._zero_proj()
+
+    def _pool_matrix(self, height: int, width: int, scale: int,
+                     ref: torch.Tensor) -> torch.Tensor:
+        key = (scale, height, width, ref.device, ref.dtype)
+        mat = self._pool_cache.get(key)
+        if mat is None:
+            mat = _region_pool_matrix(height, width, scale).to(ref)
+            self._pool_cache[key] = mat
+        return mat
 
     # ------------------------------------------------------------------
     def _parse_inputs(
@@ -235,7 +236,7 @@ class DualAttentionPerception(BaseModule):
         x_att = x * a_c.unsqueeze(2) * (a_s * N).unsqueeze(1)  # (B, C, N)
         region_feats, region_maps = [], {}
         for scale, scorer in zip(self.region_scales, self.region_scorers):
-            pool = _region_pool_matrix(H, W, scale).to(x_att)  # (R, N)
+            pool = self._pool_matrix(H, W, scale, x_att)  # (R, N)
             regions = torch.einsum('rn,bcn->brc', pool, x_att)  # (B, R, C)
             w = scorer(regions).squeeze(2).softmax(dim=1)  # (B, R)
             region_feats.append(torch.einsum('br,brc->bc', w, regions))
@@ -249,10 +250,19 @@ class DualAttentionPerception(BaseModule):
 
     def _fuse(self, out: Dict[str, torch.Tensor],
               glob: Optional[torch.Tensor]) -> torch.Tensor:
-        z = torch.cat([out[b] for b in self.branches], dim=1)
-        z = self.fuse_proj(self.fuse_norm(z))
+        if not self.enabled('dapn'):
+            if self.fusion == 'replace':
+                raise RuntimeError('DualAttentionPerception: "dapn" cannot '
+                                   'be switched off with fusion="replace".')
+            return glob
+        parts = [
+            self.fuse_norms[b](out[b])
+            if self.enabled(b) else out[b].new_zeros(out[b].shape)
+            for b in self.branches
+        ]
+        z = self.fuse_proj(torch.cat(parts, dim=1))
         if self.fusion == 'residual':
-            return glob + self.gate.to(z.dtype) * z
+            return glob + self.residual_scale * z
         if self.fusion == 'sum':
             return glob + z
         return z
@@ -286,8 +296,8 @@ class DualAttentionPerception(BaseModule):
         return feat, maps
 
     def forward(
-        self, inputs: Union[torch.Tensor,
-                            Sequence[torch.Tensor]]) -> torch.Tensor:
+            self, inputs: Union[torch.Tensor,
+                                Sequence[torch.Tensor]]) -> torch.Tensor:
         """Forward.
 
         Args:

@@ -118,3 +118,22 @@ def test_build_from_registry(clip_dir):
     backbone = MODELS.build(
         dict(type='CLIPVisionBackbone', pretrained=clip_dir))
     assert isinstance(backbone, CLIPVisionBackbone)
+
+
+def test_hidden_norm_applies_the_final_layernorm_to_earlier_layers():
+    from rsitr_mm.models.backbones import CLIPVisionBackbone
+    from rsitr_mm.models.utils.tiny_clip import tiny_clip_config
+    cfg = tiny_clip_config().vision_config.to_dict()
+    torch.manual_seed(0)
+    plain = CLIPVisionBackbone(config=cfg, out_indices=(-2, ))
+    normed = CLIPVisionBackbone(config=cfg, out_indices=(-2, ),
+                                hidden_norm=True)
+    normed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    raw, glob = plain(x)
+    out, glob2 = normed(x)
+    torch.testing.assert_close(glob, glob2)
+    ln = plain.model.vision_model.post_layernorm
+    ref = ln(raw.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(
+        raw.shape)
+    torch.testing.assert_close(out, ref)

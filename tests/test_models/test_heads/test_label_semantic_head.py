@@ -30,7 +30,8 @@ def _head(**kwargs):
 
 def test_unknown_labels_are_ignored():
     torch.manual_seed(0)
-    head = _head(semantic_dim=6, decouple_weight=0.0)
+    head = _head(semantic_dim=6, decouple_weight=0.0, loss_weight_image=1.0,
+                 loss_weight_text=1.0)
     img, txt = torch.randn(6, 16), torch.randn(6, 16)
     labels = [2, -1, 0, None, 4, 2]  # None: no gt_label at all
     losses = head.loss(img, txt, _samples(labels))
@@ -56,10 +57,10 @@ def test_loss_weights_and_separate_classifiers():
     sem_t, _ = head.decompose(txt)
     torch.testing.assert_close(
         losses['loss_lsd_img'],
-        2.0 * F.cross_entropy(head.cls_image(sem_i), target))
+        2.0 * F.cross_entropy(head._classify(head.cls_image, sem_i), target))
     torch.testing.assert_close(
         losses['loss_lsd_txt'],
-        0.5 * F.cross_entropy(head.cls_text(sem_t), target))
+        0.5 * F.cross_entropy(head._classify(head.cls_text, sem_t), target))
 
 
 def test_all_unknown_labels_give_zero_but_valid_graph():
@@ -148,3 +149,34 @@ def test_bad_arguments():
         head.loss(torch.randn(2, 16), torch.randn(2, 16), _samples([0, 5]))
     with pytest.raises(ValueError, match='rows'):
         head.loss(torch.randn(3, 16), torch.randn(2, 16), _samples([0, 1]))
+
+
+def test_cosine_classifier_ignores_the_norm_and_weights_default_low():
+    torch.manual_seed(0)
+    head = _head(cls_scale=10.0, semantic_dim=0)
+    assert head.loss_weight_image == head.loss_weight_text == 0.1
+    x = torch.randn(4, 16)
+    logits = head(x, 'image')
+    # CE cannot fall by growing norms that retrieval discards
+    torch.testing.assert_close(head(5.0 * x, 'image'), logits)
+    assert logits.abs().max() <= 10.0 + 1e-5
+    assert head.cls_image.bias is None
+
+
+def test_labels_are_masked_without_host_branches():
+    head = _head()
+    samples = _samples([1, None, 3])
+    labels = head.get_labels(samples, torch.device('cpu'))
+    assert labels.tolist() == [1, -1, 3]
+    assert labels.dtype == torch.long
+
+
+def test_lsd_switch_makes_embed_the_identity():
+    torch.manual_seed(0)
+    head = _head(retrieval_mode='residual')
+    torch.nn.init.normal_(head.back_proj.weight)
+    img, txt = torch.randn(3, 16), torch.randn(2, 16)
+    assert not torch.allclose(head.embed(img, txt)[0], img)
+    with head.disable('lsd'):
+        out_i, out_t = head.embed(img, txt)
+    assert out_i is img and out_t is txt

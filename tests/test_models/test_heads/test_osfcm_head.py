@@ -38,10 +38,14 @@ def _samples(names, root='data/imgs'):
 def _head(ann_file, **kw):
     torch.manual_seed(0)
     kw.setdefault('top_k', 10)
+    # the plain equations; idf, caption targets and warm-up: tests below
+    kw.setdefault('idf', False)
+    kw.setdefault('caption_targets', False)
+    kw.setdefault('warmup_iters', 0)
     return ObjectSemanticClusterHead(embed_dim=D, ann_file=ann_file, **kw)
 
 
-def test_priors_lookup_and_identity_embed(ann_file):
+def test_priors_lookup_and_identity_embed_at_init(ann_file):
     head = _head(ann_file)
     assert head.prototypes.shape == (head.num_prototypes, D)
     pri = head.get_priors(_samples(['1.tif', '4.tif', 'unknown.tif']) +
@@ -55,8 +59,8 @@ def test_priors_lookup_and_identity_embed(ann_file):
     assert pri[1].sum() == 0 and pri[2].sum() == 0 and pri[4].sum() == 0
     assert pri[3].sum() == pytest.approx(1.0)
     x, t = torch.randn(3, D), torch.randn(3, D)
-    x2, t2 = head.embed(x, t)
-    assert x2 is x and t2 is t
+    x2, t2 = head.embed(x, t)  # zero-initialised refinement: identity
+    assert torch.equal(x2, x) and torch.equal(t2, t)
 
 
 def test_loss_matches_hand_computation(ann_file):
@@ -115,7 +119,9 @@ def test_loss_falls_when_embeddings_are_optimised(ann_file, prototype):
         out['loss_osfcm'].backward()
         opt.step()
         losses.append(out['loss_osfcm'].item())
-    assert losses[-1] < 0.6 * losses[0]
+    # prototypes start at the data (first-seen means), so the loss starts
+    # near its floor (the prior's entropy) and can only fall a little
+    assert losses[-1] < losses[0]
     # each image ends (up to ties between prototypes of nouns that always
     # co-occur) closest to the prototype of its dominant noun, and far from
     # the nouns it never mentions
@@ -130,7 +136,7 @@ def test_loss_falls_when_embeddings_are_optimised(ann_file, prototype):
 
 
 def test_ema_update(ann_file):
-    head = _head(ann_file, prototype='ema', ema_momentum=0.5)
+    head = _head(ann_file, prototype='ema', ema_momentum=0.5, refine=False)
     assert not any(True for _ in head.parameters())
     before = head.prototypes.clone()
     emb = F.normalize(torch.randn(2, D), dim=1)
@@ -165,7 +171,7 @@ def test_min_prior_and_priors_file(ann_file, tmp_path):
     assert not h1.priors.from_cache
     h2 = _head(ann_file, priors_file=cache)
     assert h2.priors.from_cache and h2.vocab == h1.vocab
-    h3 = ObjectSemanticClusterHead(embed_dim=D, priors_file=cache)
+    h3 = ObjectSemanticClusterHead(embed_dim=D, priors_file=cache, idf=False)
     assert h3.vocab == h1.vocab
     np.testing.assert_array_equal(h3.prior_table.numpy(),
                                   h1.prior_table.numpy())
@@ -185,3 +191,78 @@ def test_registered_in_mmpretrain(ann_file):
     # prototypes are saved in checkpoints, the prior table is not
     keys = set(head.state_dict())
     assert 'prototypes' in keys and 'prior_table' not in keys
+
+
+def test_idf_downweights_common_nouns(ann_file):
+    plain = _head(ann_file)
+    tfidf = _head(ann_file, idf=True)
+    row_p = plain.get_priors(_samples(['5.tif']))[0]
+    row_t = tfidf.get_priors(_samples(['5.tif']))[0]
+    assert row_t.sum() == pytest.approx(1.0)
+    df = {n: int(d) for n, d in zip(tfidf.vocab, tfidf.priors.doc_freq)}
+    common = max(df, key=df.get)
+    rare = min((n for n in df if row_p[tfidf.vocab.index(n)] > 0),
+               key=df.get)
+    k_c, k_r = tfidf.vocab.index(common), tfidf.vocab.index(rare)
+    if df[common] > df[rare]:
+        assert row_t[k_c] / row_t[k_r] < row_p[k_c] / row_p[k_r]
+
+
+def test_caption_targets_use_the_captions_own_nouns(ann_file):
+    head = _head(ann_file, caption_targets=True, text_weight=1.0)
+    samples = _samples(['5.tif', '5.tif'])
+    samples[0].set_metainfo(dict(text='a ship near a ship'))
+    samples[1].set_metainfo(dict(text='nothing at all'))
+    target = head.caption_nouns([s.text for s in samples],
+                                torch.device('cpu'))
+    k_ship = head.vocab.index('ship')
+    assert target[0, k_ship] == pytest.approx(1.0)  # not the image prior
+    assert target[1].sum() == 0  # no noun: no pull at all
+    emb = torch.randn(2, D)
+    out = head.loss(emb, emb.clone(), samples)
+    protos = F.normalize(head.prototypes.detach(), dim=1)
+    logits = F.normalize(emb[0], dim=0) @ protos.t() / head.temperature
+    ref = -(logits.log_softmax(0)[k_ship])
+    torch.testing.assert_close(out['loss_osfcm_txt'],
+                               head.loss_weight * ref)
+
+
+def test_warmup_ramps_the_weight(ann_file):
+    head = _head(ann_file, warmup_iters=4, loss_weight=1.0).train()
+    emb = torch.randn(2, D)
+    samples = _samples(['1.tif', '2.tif'])
+    first = head.loss(emb, None, samples)['loss_osfcm']
+    head.eval()
+    full = _head(ann_file, loss_weight=1.0)
+    full.prototypes.data.copy_(head.prototypes.data)
+    full.eval()
+    ref = full.loss(emb, None, samples)['loss_osfcm']
+    torch.testing.assert_close(first, 0.25 * ref)
+
+
+@pytest.mark.parametrize('prototype', ['learnable', 'ema'])
+def test_prototypes_start_from_data(ann_file, prototype):
+    head = _head(ann_file, prototype=prototype).train()
+    emb = torch.randn(1, D)
+    samples = _samples(['2.tif'])
+    head.loss(emb, None, samples)
+    seen = head.get_priors(samples)[0] > 0
+    assert head.proto_seen.tolist() == seen.tolist()
+    for k in torch.nonzero(seen).flatten():
+        torch.testing.assert_close(head.prototypes[k].detach(),
+                                   F.normalize(emb[0], dim=0))
+
+
+def test_refinement_learns_and_switches_off(ann_file):
+    torch.manual_seed(0)
+    head = _head(ann_file)
+    head.init_weights()
+    x = torch.randn(3, D)
+    out, _ = head.embed(x, None)
+    out.pow(2).sum().backward()  # step 1: the zero projection gets gradient
+    assert head.refine_proj.weight.grad.abs().sum() > 0
+    torch.nn.init.normal_(head.refine_proj.weight)
+    refined, _ = head.embed(x, None)
+    assert not torch.allclose(refined, x)
+    with head.disable('osfcm'):
+        assert torch.equal(head.embed(x, None)[0], x)

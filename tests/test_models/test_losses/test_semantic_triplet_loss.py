@@ -48,6 +48,8 @@ def test_semantic_none_equals_vsepp(max_violation, ids, margin, weight):
     loss = MODELS.build(
         dict(
             type='SemanticGuidedTripletLoss',
+            semantic='none',
+            warmup_iters=0,
             margin=margin,
             max_violation=max_violation,
             loss_weight=weight))
@@ -69,7 +71,9 @@ def test_semantic_none_matches_project_vsepp_if_present():
     img, txt = _embeds(b=8, seed=5)
     ids = torch.tensor([0, 0, 1, 2, 2, 3, 4, 5])
     for mv in (True, False):
-        ours = SemanticGuidedTripletLoss(max_violation=mv, loss_weight=1.5)
+        ours = SemanticGuidedTripletLoss(
+            warmup_iters=0,
+            semantic='none', max_violation=mv, loss_weight=1.5)
         theirs = vsepp_cls(max_violation=mv, loss_weight=1.5)
         torch.testing.assert_close(ours(img, txt, ids), theirs(img, txt, ids))
 
@@ -93,6 +97,7 @@ HAND_S = [[0.5, 0.45], [0.3, 0.4]]
 def test_label_margin_hand_computed(labels, expected):
     img, txt = _scores_as_embeds(HAND_S)
     loss = SemanticGuidedTripletLoss(
+        warmup_iters=0,
         margin=0.2, semantic='label', same_class_scale=0.5)
     out = loss(img, txt, torch.tensor([0, 1]), labels=torch.tensor(labels))
     assert out.item() == pytest.approx(expected, abs=1e-6)
@@ -109,6 +114,7 @@ def test_label_margin_matrix_matches_reference():
     ] for i in range(6)]
     for mv in (True, False):
         loss = SemanticGuidedTripletLoss(
+            warmup_iters=0,
             margin=m0,
             max_violation=mv,
             semantic='label',
@@ -125,7 +131,9 @@ def test_label_margin_matrix_matches_reference():
 def test_amfmn_margin_hand_computed():
     img, txt = _scores_as_embeds(HAND_S)
     loss = SemanticGuidedTripletLoss(
-        margin=0.2, semantic='amfmn', gamma=0.2, beta=3.0)
+        warmup_iters=0,
+        margin=0.2, semantic='amfmn', amfmn_prior='label', gamma=0.2,
+        beta=3.0)
     same = loss(img, txt, torch.tensor([0, 1]), labels=torch.tensor([1, 1]))
     diff = loss(img, txt, torch.tensor([0, 1]), labels=torch.tensor([1, 2]))
     assert same.item() == pytest.approx(0.025, abs=1e-6)  # prior 1 -> a=0
@@ -143,7 +151,8 @@ def test_same_image_pairs_are_never_negatives():
     img, txt = _embeds(b=4, seed=3)
     ids = torch.tensor([7, 7, 8, 9])
     labels = torch.tensor([0, 0, 1, 1])
-    assert SemanticGuidedTripletLoss()(img, txt, ids).item() == \
+    vsepp = SemanticGuidedTripletLoss(warmup_iters=0, semantic='none')
+    assert vsepp(img, txt, ids).item() == \
         pytest.approx(vsepp_reference(img, txt, ids.tolist()), abs=1e-6)
     s = img @ txt.t()
     # rows 0 and 1 show the same image: make their cross pairs score far
@@ -153,7 +162,7 @@ def test_same_image_pairs_are_never_negatives():
     s_high[1, 0] = 10.0
     eye = torch.eye(4)
     for semantic in ('none', 'label', 'amfmn'):
-        loss = SemanticGuidedTripletLoss(semantic=semantic)
+        loss = SemanticGuidedTripletLoss(warmup_iters=0, semantic=semantic)
         base = loss(s, eye, ids, labels=labels).item()
         assert loss(s_high, eye, ids, labels=labels).item() == \
             pytest.approx(base, abs=1e-6)
@@ -165,6 +174,7 @@ def test_same_image_pairs_are_never_negatives():
 
 def test_prototype_margins_from_ema_and_no_gradient():
     loss = SemanticGuidedTripletLoss(
+        warmup_iters=0,
         margin=0.2,
         semantic='prototype',
         num_classes=3,
@@ -186,6 +196,7 @@ def test_prototype_margins_from_ema_and_no_gradient():
 
     # training updates the EMA without gradients
     fresh = SemanticGuidedTripletLoss(
+        warmup_iters=0,
         semantic='prototype', num_classes=3, embed_dim=2).train()
     img = F.normalize(torch.randn(4, 2), dim=-1).requires_grad_()
     txt = F.normalize(torch.randn(4, 2), dim=-1)
@@ -199,6 +210,7 @@ def test_prototype_margins_from_ema_and_no_gradient():
 
 def test_learned_prototypes_receive_no_gradient_from_margin():
     loss = SemanticGuidedTripletLoss(
+        warmup_iters=0,
         semantic='prototype',
         prototype='learned',
         num_classes=3,
@@ -229,7 +241,7 @@ def test_loss_falls_when_training_linear_layers(semantic):
     x_txt = x_img @ torch.randn(d_in, d_in) * 0.3 + 0.3 * torch.randn(
         n, d_in)
     f_img, f_txt = nn.Linear(d_in, d), nn.Linear(d_in, d)
-    loss_fn = SemanticGuidedTripletLoss(semantic=semantic)
+    loss_fn = SemanticGuidedTripletLoss(warmup_iters=0, semantic=semantic)
     opt = torch.optim.Adam(
         list(f_img.parameters()) + list(f_txt.parameters()), lr=1e-2)
     ids = torch.arange(n)
@@ -252,11 +264,59 @@ def test_loss_falls_when_training_linear_layers(semantic):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match='semantic'):
-        SemanticGuidedTripletLoss(semantic='word')
+        SemanticGuidedTripletLoss(warmup_iters=0, semantic='word')
     with pytest.raises(ValueError, match='num_classes'):
-        SemanticGuidedTripletLoss(semantic='prototype')
-    loss = SemanticGuidedTripletLoss()
+        SemanticGuidedTripletLoss(warmup_iters=0, semantic='prototype')
+    loss = SemanticGuidedTripletLoss(warmup_iters=0)
     with pytest.raises(ValueError, match='image_ids'):
         loss(torch.randn(3, 4), torch.randn(3, 4), torch.arange(2))
     with pytest.raises(ValueError, match=r'\(B, D\)'):
         loss(torch.randn(3, 4), torch.randn(2, 4), torch.arange(3))
+
+
+def test_warmup_sums_negatives_then_keeps_the_hardest():
+    img, txt = _embeds(b=6, seed=2)
+    ids = torch.arange(6)
+    loss = SemanticGuidedTripletLoss(semantic='none', warmup_iters=2).train()
+    ref_sum = vsepp_reference(img, txt, ids, max_violation=False)
+    ref_max = vsepp_reference(img, txt, ids, max_violation=True)
+    assert loss(img, txt, ids).item() == pytest.approx(ref_sum, abs=1e-6)
+    assert loss(img, txt, ids).item() == pytest.approx(ref_sum, abs=1e-6)
+    assert loss(img, txt, ids).item() == pytest.approx(ref_max, abs=1e-6)
+    # evaluation always uses the configured aggregation
+    fresh = SemanticGuidedTripletLoss(semantic='none').eval()
+    assert fresh(img, txt, ids).item() == pytest.approx(ref_max, abs=1e-6)
+
+
+def test_default_margin_adapts_to_caption_similarity():
+    """Default: AMFMN over 0.5 * [same label] + 0.5 * caption cosine."""
+    loss = SemanticGuidedTripletLoss()
+    assert loss.semantic == 'amfmn' and loss.amfmn_prior == 'label_text'
+    assert not loss.gather_negatives
+    labels = torch.tensor([0, 0, 1, -1])
+    sim = torch.tensor([[1.0, 0.2, 0.9, 0.5], [0.2, 1.0, -0.3, 0.1],
+                        [0.9, -0.3, 1.0, 0.0], [0.5, 0.1, 0.0, 1.0]])
+    m = loss.pair_margins(labels, 4, torch.device('cpu'), text_sim=sim)
+    prior = torch.tensor([[1.0, 0.6, 0.45, 0.5], [0.6, 1.0, 0.0, 0.1],
+                          [0.45, 0.0, 1.0, 0.0], [0.5, 0.1, 0.0, 1.0]])
+    e3 = math.exp(3.0)
+    torch.testing.assert_close(
+        m, 0.2 * (e3 - torch.exp(3.0 * prior)) / (e3 - 1.0))
+    # more similar captions -> smaller margin; a pure label gives only two
+    assert m[0, 2] < m[1, 2]
+    assert len(torch.unique(m)) > 2
+
+
+def test_ema_prototypes_update_without_host_sync():
+    loss = SemanticGuidedTripletLoss(
+        warmup_iters=0, semantic='prototype', num_classes=3, embed_dim=2,
+        prototype_momentum=0.5).train()
+    emb = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+                      dim=-1)
+    loss._update_ema(emb, torch.tensor([0, 0, -1]))
+    assert loss.proto_seen.tolist() == [True, False, False]
+    torch.testing.assert_close(loss.proto_ema[0], emb[:2].mean(0))
+    assert loss.proto_ema[1:].abs().sum() == 0
+    loss._update_ema(emb[2:], torch.tensor([0]))
+    torch.testing.assert_close(loss.proto_ema[0],
+                               0.5 * emb[:2].mean(0) + 0.5 * emb[2])

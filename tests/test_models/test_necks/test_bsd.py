@@ -26,13 +26,12 @@ def test_output_shape(num_scales, directions, fusion):
         dict(
             type='BidirectionalScaleDecoupling',
             in_channels=in_ch,
-            out_channels=12,
             channels=5,
             directions=directions,
             fusion=fusion))
     x = _pyramid(num_scales, batch=3)
     out = neck(x)
-    assert out.shape == (3, 12)
+    assert out.shape == (3, in_ch[-1])
     feat, maps = neck.forward_with_maps(x)
     torch.testing.assert_close(feat, out)
     assert set(maps['salience']) == set(directions)
@@ -49,21 +48,20 @@ def test_output_shape(num_scales, directions, fusion):
 @pytest.mark.parametrize('suppression', ['soft', 'topk'])
 def test_gradients_reach_every_scale(salience, suppression):
     neck = BidirectionalScaleDecoupling([4, 6, 8],
-                                        out_channels=7,
                                         channels=5,
                                         salience=salience,
                                         suppression=suppression)
+    nn.init.normal_(neck.fuse.weight)  # as after some training
     x = tuple(t.requires_grad_() for t in _pyramid(3))
     neck(x).pow(2).sum().backward()
     for t in x:
         assert t.grad is not None and t.grad.abs().sum() > 0
-    for conv in neck.salience_convs['f2c']:
-        assert conv.weight.grad.abs().sum() > 0
+    for i in range(3):
+        assert neck.salience_convs[f'f2c_{i}'].weight.grad.abs().sum() > 0
 
 
 def test_softmax_salience_peaks_at_one():
     neck = BidirectionalScaleDecoupling([4, 6],
-                                        out_channels=8,
                                         salience='softmax')
     _, maps = neck.forward_with_maps(_pyramid(2))
     for d in ('f2c', 'c2f'):
@@ -76,7 +74,6 @@ def _identity_neck(**kwargs):
     """2 scales of 3 channels, identity laterals, scale-0 salience driven
     by channel 0: M_0 = sigmoid(20 * x0 - 10)."""
     neck = BidirectionalScaleDecoupling([3, 3],
-                                        out_channels=4,
                                         channels=3,
                                         directions=('f2c', ),
                                         **kwargs)
@@ -84,7 +81,7 @@ def _identity_neck(**kwargs):
         for conv in neck.lateral_convs:
             conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
             conv.bias.zero_()
-        sal0 = neck.salience_convs['f2c'][0]
+        sal0 = neck.salience_convs['f2c_0']
         sal0.weight.zero_()
         sal0.weight[0, 0] = 20.0
         sal0.bias.fill_(-10.0)
@@ -94,7 +91,7 @@ def _identity_neck(**kwargs):
 def _capture_suppressed(neck, x, scale=1, direction='f2c'):
     """Input of the SFE conv of ``scale``: the suppressed features F'."""
     seen = {}
-    conv = neck.salience_convs[direction][scale]
+    conv = neck.salience_convs[f'{direction}_{scale}']
     handle = conv.register_forward_hook(
         lambda mod, inp, out: seen.setdefault('feat', inp[0].detach()))
     _, maps = neck.forward_with_maps(x)
@@ -154,14 +151,13 @@ def test_topk_suppression_zeroes_top_positions():
 
 def test_c2f_suppresses_the_finer_scale():
     neck = BidirectionalScaleDecoupling([3, 3],
-                                        out_channels=4,
                                         channels=3,
                                         directions=('c2f', ))
     with torch.no_grad():
         for conv in neck.lateral_convs:
             conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
             conv.bias.zero_()
-        sal = neck.salience_convs['c2f'][1]  # coarse scale goes first
+        sal = neck.salience_convs['c2f_1']  # coarse scale goes first
         sal.weight.zero_()
         sal.weight[0, 0] = 20.0
         sal.bias.fill_(-10.0)
@@ -178,7 +174,6 @@ def test_c2f_suppresses_the_finer_scale():
 
 def test_accumulated_suppression_is_max_of_previous_maps():
     neck = BidirectionalScaleDecoupling([3, 3, 3],
-                                        out_channels=4,
                                         directions=('f2c', ),
                                         accumulate='max')
     x = tuple(torch.randn(2, 3, 6, 6) for _ in range(3))
@@ -207,7 +202,14 @@ def test_bad_config_and_inputs():
         BidirectionalScaleDecoupling([4], salience='attention')
     with pytest.raises(ValueError, match='topk_ratio'):
         BidirectionalScaleDecoupling([4], topk_ratio=0.0)
-    neck = BidirectionalScaleDecoupling([4, 6], out_channels=8)
+    with pytest.raises(ValueError, match='out_channels'):
+        BidirectionalScaleDecoupling([4, 6], out_channels=8)
+    with pytest.raises(ValueError, match='no gradient'):
+        BidirectionalScaleDecoupling([4, 6], pool='avg',
+                                     detach_suppression=True)
+    with pytest.raises(ValueError, match='no gradient'):
+        BidirectionalScaleDecoupling([4, 6], pool='avg', suppression='topk')
+    neck = BidirectionalScaleDecoupling([4, 6])
     with pytest.raises(ValueError, match='2 scales'):
         neck(_pyramid(1))
     with pytest.raises(ValueError, match=r'\(B, 6, H, W\)'):
@@ -215,9 +217,9 @@ def test_bad_config_and_inputs():
 
 
 def test_single_tensor_input_is_accepted():
-    neck = BidirectionalScaleDecoupling(4, out_channels=8)
+    neck = BidirectionalScaleDecoupling(4)
     assert isinstance(neck.lateral_convs[0], nn.Conv2d)
-    assert neck(torch.randn(2, 4, 5, 5)).shape == (2, 8)
+    assert neck(torch.randn(2, 4, 5, 5)).shape == (2, 4)
 
 
 def test_bsd_ignores_a_trailing_global_embedding():
@@ -226,8 +228,68 @@ def test_bsd_ignores_a_trailing_global_embedding():
 
     from rsitr_mm.models.necks import BidirectionalScaleDecoupling
     torch.manual_seed(0)
-    neck = BidirectionalScaleDecoupling(in_channels=[8, 8], out_channels=16)
+    neck = BidirectionalScaleDecoupling(in_channels=[8, 8])
     grids = (torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4))
     out_grids = neck(grids)
     out_with_global = neck(grids + (torch.randn(2, 32), ))
     assert torch.equal(out_grids, out_with_global)
+
+
+def _pooled(x):
+    return x[-1].mean(dim=(2, 3))
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(), dict(fusion='weighted'), dict(pool='avg'),
+    dict(suppression='topk'), dict(salience='softmax')
+])
+def test_starts_as_plain_pooling_and_has_no_dead_parameters(kwargs):
+    """Identity of the no-BSD model at init; after the zero-initialised
+    projection moves, every parameter receives gradient."""
+    torch.manual_seed(0)
+    neck = BidirectionalScaleDecoupling([4, 6, 8], channels=5, **kwargs)
+    neck.init_weights()
+    x = _pyramid(3)
+    torch.testing.assert_close(neck(x), _pooled(x))
+    neck(x).sum().backward()  # step 1: the projection gets gradient
+    assert neck.fuse.weight.grad.abs().sum() > 0
+    neck.zero_grad()
+    nn.init.normal_(neck.fuse.weight)
+    neck(x).pow(2).sum().backward()
+    dead = [n for n, p in neck.named_parameters()
+            if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead
+
+
+def test_salience_starts_selective():
+    torch.manual_seed(0)
+    neck = BidirectionalScaleDecoupling([4, 6, 8], channels=5)
+    neck.init_weights()
+    _, maps = neck.forward_with_maps(_pyramid(3))
+    for d in ('f2c', 'c2f'):
+        for m in maps['salience'][d]:
+            assert m.mean() < 0.2  # sigmoid(-3) = 0.047, not 0.5
+        # later scales are suppressed only where earlier ones were salient
+        for q in maps['suppression'][d]:
+            assert q.mean() < 0.2
+
+
+def test_switches_on_the_same_weights():
+    torch.manual_seed(0)
+    neck = BidirectionalScaleDecoupling([4, 6, 8], channels=5)
+    nn.init.normal_(neck.fuse.weight)
+    x = _pyramid(3)
+    full = neck(x)
+    with neck.disable('clues'):
+        torch.testing.assert_close(neck(x), _pooled(x))
+    with neck.disable('suppression'):
+        _, maps = neck.forward_with_maps(x)
+        assert all(q.abs().max() == 0 for q in maps['suppression']['f2c'])
+        assert not torch.allclose(neck(x), full)
+    with neck.disable('salience'):
+        assert not torch.allclose(neck(x), full)
+    assert neck.enabled_parts == ('clues', 'suppression', 'salience')
+    torch.testing.assert_close(neck(x), full)
+    with pytest.raises(ValueError, match='unknown part'):
+        with neck.disable('dapn'):
+            pass

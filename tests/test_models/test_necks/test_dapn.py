@@ -47,9 +47,14 @@ def test_identity_on_global_embedding_at_init():
     grid, glob = _inputs()
     out = neck((grid, glob))
     assert torch.equal(out, glob)
-    # ...but not for a non-zero gate
-    neck2 = DualAttentionPerception(in_channels=C, embed_dim=D, init_gate=0.5)
-    assert not torch.allclose(neck2((grid, glob)), glob)
+    # the gate is a fixed constant, not a parameter (no decay can close it)
+    assert 'gate' not in dict(neck.named_parameters())
+    neck.init_weights()
+    assert torch.equal(neck((grid, glob)), glob)
+    # ...but not once the zero-initialised projection has moved
+    with torch.no_grad():
+        neck.fuse_proj.weight.normal_()
+    assert not torch.allclose(neck((grid, glob)), glob)
 
 
 def test_attention_weights_are_distributions_and_depend_on_input():
@@ -76,18 +81,19 @@ def test_attention_weights_are_distributions_and_depend_on_input():
     assert not torch.allclose(maps['regions'][2][0], maps['regions'][2][1])
 
 
-def test_gradients_reach_grid_once_gate_is_open():
+def test_projection_learns_from_step_one_then_everything_does():
     neck = DualAttentionPerception(in_channels=C, embed_dim=D)
     grid, glob = _inputs()
     grid.requires_grad_(True)
     out = neck((grid, glob))
     out.pow(2).sum().backward()
-    # closed gate: no gradient to the grid, but the gate itself learns
+    # zero projection: no gradient to the grid yet, but the projection
+    # gets a full-sized one (gate 1 times LayerNormed features)
     assert grid.grad is None or torch.count_nonzero(grid.grad) == 0
-    assert neck.gate.grad is not None and neck.gate.grad.abs() > 0
+    assert neck.fuse_proj.weight.grad.abs().mean() > 1e-2
 
     with torch.no_grad():
-        neck.gate.fill_(0.3)
+        neck.fuse_proj.weight.normal_(std=0.3)
     grid.grad = None
     neck.zero_grad()
     neck((grid, glob)).pow(2).sum().backward()
@@ -104,12 +110,11 @@ def test_other_fusions_and_branch_switches(fusion):
     neck = DualAttentionPerception(
         in_channels=C, embed_dim=D, fusion=fusion, branches=('region', ),
         region_scales=(2, ), collaborative=False)
-    assert neck.gate is None
     grid, glob = _inputs()
     out = neck((grid, glob))
     assert out.shape == (2, D)
     z = neck.fuse_proj(
-        neck.fuse_norm(neck._attend(grid)['region']))
+        neck.fuse_norms['region'](neck._attend(grid)['region']))
     expected = z if fusion == 'replace' else glob + z
     torch.testing.assert_close(out, expected)
     if fusion == 'replace':
@@ -124,7 +129,7 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match='embed_dim=8'):
         neck((grid, torch.randn(2, D + 1)))
     ctx_only = DualAttentionPerception(
-        in_channels=C, embed_dim=D, branches=('context', ), init_gate=1.0)
+        in_channels=C, embed_dim=D, branches=('context', ))
     assert ctx_only.region_scorers is None and ctx_only.scale_gate is None
     feat, maps = ctx_only.forward_with_maps((grid, glob))
     assert feat.shape == (2, D) and maps['regions'] == {}
@@ -142,3 +147,40 @@ def test_registered_in_mmpretrain():
     neck = MODELS.build(
         dict(type='DualAttentionPerception', in_channels=C, embed_dim=D))
     assert isinstance(neck, DualAttentionPerception)
+
+
+def test_switches_on_the_same_weights():
+    torch.manual_seed(0)
+    neck = DualAttentionPerception(in_channels=C, embed_dim=D)
+    with torch.no_grad():
+        neck.fuse_proj.weight.normal_()
+    grid, glob = _inputs()
+    full = neck((grid, glob))
+    with neck.disable('dapn'):
+        assert torch.equal(neck((grid, glob)), glob)
+    with neck.disable('region'):
+        ctx = neck((grid, glob))
+    with neck.disable('context'):
+        reg = neck((grid, glob))
+    bias = neck.fuse_proj.bias
+    # the branch terms add up: full = glob + (ctx - glob) + (reg - glob) + b
+    torch.testing.assert_close(full, ctx + reg - glob - bias)
+    torch.testing.assert_close(neck((grid, glob)), full)
+    replace = DualAttentionPerception(
+        in_channels=C, embed_dim=D, fusion='replace')
+    with pytest.raises(RuntimeError, match='replace'):
+        with replace.disable('dapn'):
+            replace((grid, glob))
+
+
+def test_pool_matrices_are_cached_per_dtype():
+    neck = DualAttentionPerception(in_channels=C, embed_dim=D)
+    grid, glob = _inputs()
+    neck((grid, glob))
+    n = len(neck._pool_cache)
+    assert n == 3
+    neck((grid, glob))
+    assert len(neck._pool_cache) == n  # reused, not rebuilt
+    neck.double()((grid.double(), glob.double()))
+    assert len(neck._pool_cache) == 2 * n
+    assert not any('pool' in k for k in neck.state_dict())
