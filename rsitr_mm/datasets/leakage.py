@@ -24,8 +24,7 @@ import json
 import os.path as osp
 import re
 from collections import defaultdict
-from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
-                    Union)
+from typing import (Callable, Dict, Iterable, List, Optional, Sequence, Union)
 
 import numpy as np
 from mmengine.fileio import get_text
@@ -50,8 +49,7 @@ def normalize_caption(text: str) -> str:
 
 
 def load_split(ann_file: str,
-               splits: Union[None, str, Sequence[str]] = None
-               ) -> List[dict]:
+               splits: Union[None, str, Sequence[str]] = None) -> List[dict]:
     """Read the images of some splits of a Karpathy json.
 
     Args:
@@ -90,8 +88,7 @@ def load_split(ann_file: str,
                 f'"sentences" with "raw" texts ({e!r}).') from e
         if keep is None or split in keep:
             out.append(
-                dict(filename=filename, split=split, index=idx,
-                     captions=caps))
+                dict(filename=filename, split=split, index=idx, captions=caps))
     return out
 
 
@@ -158,10 +155,11 @@ def hamming(a: int, b: int) -> int:
     return bin(a ^ b).count('1')
 
 
-def image_hashes(images: Sequence[dict],
-                 img_dir: str,
-                 progress: Optional[Callable[[int, int], None]] = None
-                 ) -> Dict[str, int]:
+def image_hashes(
+        images: Sequence[dict],
+        img_dir: str,
+        progress: Optional[Callable[[int, int],
+                                    None]] = None) -> Dict[str, int]:
     """:func:`dhash` of every image found in ``img_dir``.
 
     Args:
@@ -202,7 +200,8 @@ def hash_matches(hashes_a: Dict[str, int],
         return {}
     names_b = list(hashes_b)
     bits_b = np.array([[(h >> s) & 1 for s in range(64)]
-                       for h in hashes_b.values()], dtype=np.uint8)
+                       for h in hashes_b.values()],
+                      dtype=np.uint8)
     out = {}
     for name, h in hashes_a.items():
         bits = np.array([(h >> s) & 1 for s in range(64)], dtype=np.uint8)
@@ -272,15 +271,15 @@ def split_overlap(images_a: Sequence[dict],
         leaking=sorted(leaking))
 
 
-def leakage_report(ann_a: str,
-                   ann_b: str,
-                   images_a: Optional[str] = None,
-                   images_b: Optional[str] = None,
-                   min_shared: int = 3,
-                   hash_threshold: int = 6,
-                   splits: Iterable[str] = SPLITS,
-                   progress: Optional[Callable[[str], None]] = None
-                   ) -> List[dict]:
+def leakage_report(
+        ann_a: str,
+        ann_b: str,
+        images_a: Optional[str] = None,
+        images_b: Optional[str] = None,
+        min_shared: int = 3,
+        hash_threshold: int = 6,
+        splits: Iterable[str] = SPLITS,
+        progress: Optional[Callable[[str], None]] = None) -> List[dict]:
     """:func:`split_overlap` of every split of ``ann_a`` with every split of
     ``ann_b``.
 
@@ -306,11 +305,15 @@ def leakage_report(ann_a: str,
     by_b = {s: [i for i in all_b if i['split'] == s] for s in splits}
     hashes_a = hashes_b = None
     if images_a and images_b:
+
         def tick(tag):
+
             def f(done, total):
                 if done % 500 == 0 or done == total:
                     say(f'hashing {tag}: {done}/{total}')
+
             return f
+
         hashes_a = image_hashes(all_a, images_a, tick(images_a))
         hashes_b = image_hashes(all_b, images_b, tick(images_b))
     rows = []

@@ -108,8 +108,12 @@ class LeakageSafeConcatDataset(BaseDataset):
     def _build_sources(self) -> List[RSRetrievalDataset]:
         sources = []
         for i, cfg in enumerate(self.dataset_cfgs):
-            cfg = dict(cfg, test_mode=False, pipeline=[], lazy_init=False,
-                       serialize_data=False)
+            cfg = dict(
+                cfg,
+                test_mode=False,
+                pipeline=[],
+                lazy_init=False,
+                serialize_data=False)
             if isinstance(cfg.get('type'), str):
                 ds = DATASETS.build(cfg)
             else:
@@ -158,12 +162,13 @@ class LeakageSafeConcatDataset(BaseDataset):
                         f"exclude entry {self._name(ex)} needs 'img_dir' "
                         '(its image folder).')
                 hashes = image_hashes(imgs, ex['img_dir'])
-            tests.append((self._name(ex), imgs, hashes,
-                          osp.abspath(ex['ann_file'])))
+            tests.append(
+                (self._name(ex), imgs, hashes, osp.abspath(ex['ann_file'])))
 
         classes = sorted({
             normalize_class_name(c)
-            for ds in sources for c in ds.metainfo.get('classes', ())
+            for ds in sources
+            for c in ds.metainfo.get('classes', ())
         })
         class_idx = {c: i for i, c in enumerate(classes)}
         self._metainfo['classes'] = tuple(classes)
@@ -206,13 +211,15 @@ class LeakageSafeConcatDataset(BaseDataset):
                     self.min_shared_captions
                 if self.match_filename:
                     tnames = {t['filename'] for t in timgs}
-                    hit |= np.array([im['filename'] in tnames
-                                     for im in images], dtype=bool)
+                    hit |= np.array(
+                        [im['filename'] in tnames for im in images],
+                        dtype=bool)
                 if hashes_src is not None:
                     matched = hash_matches(hashes_src, thashes,
                                            self.hash_threshold)
-                    hit |= np.array([im['img_path'] in matched
-                                     for im in images], dtype=bool)
+                    hit |= np.array(
+                        [im['img_path'] in matched for im in images],
+                        dtype=bool)
                 per_test[name] = int(hit.sum())
                 drop |= hit
             old_classes = ds.metainfo.get('classes', ())
@@ -225,8 +232,12 @@ class LeakageSafeConcatDataset(BaseDataset):
                         label = class_idx[normalize_class_name(
                             old_classes[label])]
                     data_list.append(
-                        dict(item, image_id=image_id, text_id=text_id,
-                             gt_label=label, source=s))
+                        dict(
+                            item,
+                            image_id=image_id,
+                            text_id=text_id,
+                            gt_label=label,
+                            source=s))
                     text_id += 1
                 image_id += 1
             summary.append(
@@ -243,8 +254,10 @@ class LeakageSafeConcatDataset(BaseDataset):
         self.img_size, self.text_size = image_id, text_id
         self.leakage_summary = summary
         self.leakage_rule = rule
-        lines = [f'LeakageSafeConcatDataset: {rule}; excluded test splits: '
-                 f"{', '.join(t[0] for t in tests) or 'none'}."]
+        lines = [
+            f'LeakageSafeConcatDataset: {rule}; excluded test splits: '
+            f"{', '.join(t[0] for t in tests) or 'none'}."
+        ]
         for row in summary:
             per = ', '.join(
                 f"{k}: {'own file, not checked' if v is None else v}"

@@ -12,7 +12,8 @@ from mmengine.evaluator import Evaluator
 
 import rsitr_mm  # noqa: F401
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
-from rsitr_mm.evaluation import (RERANKERS, RSRetrievalMetric, build_reranker, dual_softmax,
+from rsitr_mm.evaluation import (RERANKERS, RSRetrievalMetric,
+                                 build_reranker, dual_softmax,
                                  evaluate_reranked, inverted_softmax,
                                  k_reciprocal, qb_norm, retrieval_recall)
 from rsitr_mm.evaluation.functional.rerank import merge_directions

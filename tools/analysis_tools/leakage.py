@@ -38,8 +38,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         'between every split of two Karpathy-json annotation files.')
     parser.add_argument('ann_a', help='first Karpathy json (A)')
     parser.add_argument('ann_b', help='second Karpathy json (B)')
-    parser.add_argument('--images-a', help='image folder of A (enables the '
-                        'perceptual-hash comparison with --images-b)')
+    parser.add_argument(
+        '--images-a',
+        help='image folder of A (enables the '
+        'perceptual-hash comparison with --images-b)')
     parser.add_argument('--images-b', help='image folder of B')
     parser.add_argument(
         '--min-shared',
@@ -65,8 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def format_table(rows) -> str:
     """The rows of :func:`leakage_report` as a markdown table."""
     head = [c[1] for c in COLUMNS]
-    lines = ['| ' + ' | '.join(head) + ' |',
-             '|' + '---|' * len(head)]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in rows:
         cells = ['-' if row[k] is None else str(row[k]) for k, _ in COLUMNS]
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -80,8 +81,9 @@ def main(argv=None) -> int:
             print(f'error: {flag}: no such file {path!r}', file=sys.stderr)
             return 2
     if bool(args.images_a) != bool(args.images_b):
-        print('error: give both --images-a and --images-b (or neither)',
-              file=sys.stderr)
+        print(
+            'error: give both --images-a and --images-b (or neither)',
+            file=sys.stderr)
         return 2
     for flag, path in (('--images-a', args.images_a), ('--images-b',
                                                        args.images_b)):

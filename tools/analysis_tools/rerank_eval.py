@@ -30,8 +30,8 @@ from rsitr_mm.evaluation.functional.rerank import merge_directions
 
 #: (label, rerank config) evaluated by default.
 DEFAULT_RERANKERS = (
-    ('inverted_softmax T=0.05', dict(type='inverted_softmax',
-                                     temperature=0.05)),
+    ('inverted_softmax T=0.05',
+     dict(type='inverted_softmax', temperature=0.05)),
     ('dual_softmax T=0.05', dict(type='dual_softmax', temperature=0.05)),
     ('qb_norm T=0.05 k=1', dict(type='qb_norm', temperature=0.05, k=1)),
     ('k_reciprocal k=10 lam=0.5', dict(type='k_reciprocal', k=10, lam=0.5)),
@@ -76,15 +76,17 @@ def main(argv=None) -> int:
         merged = merge_directions(
             retrieval_recall(i2t, cpi), retrieval_recall(t2i, cpi))
         rows.append(dict(rerank=label, **merged))
-    cols = ['i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5',
-            't2i_R@10', 'mR', 'rsum']
+    cols = [
+        'i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10',
+        'mR', 'rsum'
+    ]
     print(f'{args.split}: {loader.dataset.img_size} images, '
           f'{loader.dataset.text_size} captions')
     print('| rerank | ' + ' | '.join(cols) + ' |')
     print('|---|' + '---:|' * len(cols))
     for row in rows:
-        print(f"| {row['rerank']} | " +
-              ' | '.join(f'{row[c]:.2f}' for c in cols) + ' |')
+        print(f"| {row['rerank']} | " + ' | '.join(f'{row[c]:.2f}'
+                                                   for c in cols) + ' |')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(rows, f, indent=1)

@@ -53,8 +53,9 @@ def _as_matrix(sim: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
     if isinstance(sim, np.ndarray):
         sim = torch.from_numpy(sim)
     if not isinstance(sim, torch.Tensor) or sim.dim() != 2:
-        raise ValueError('re-ranking expects a 2-D (num_images, num_texts) '
-                         f'similarity matrix, got {getattr(sim, "shape", sim)}')
+        raise ValueError(
+            're-ranking expects a 2-D (num_images, num_texts) '
+            f'similarity matrix, got {getattr(sim, "shape", sim)}')
     return sim.detach().double()
 
 
@@ -247,9 +248,11 @@ def _k_reciprocal_qg(own: torch.Tensor, reverse: torch.Tensor, k: int,
     # others (own rank >= k) after them in their original order
     order = np.lexsort((own_np, combined), axis=-1)  # (Q, G)
     new_rank = np.empty_like(order)
-    np.put_along_axis(new_rank, order,
-                      np.broadcast_to(np.arange(num_gallery), order.shape),
-                      axis=-1)
+    np.put_along_axis(
+        new_rank,
+        order,
+        np.broadcast_to(np.arange(num_gallery), order.shape),
+        axis=-1)
     return torch.from_numpy((num_gallery - new_rank).astype(np.float64))
 
 
@@ -295,8 +298,9 @@ RERANKERS: Dict[str, Callable[..., SimPair]] = {
 }
 
 
-def build_reranker(cfg: Union[None, str, dict, Callable]
-                   ) -> Optional[Callable[[torch.Tensor], SimPair]]:
+def build_reranker(
+    cfg: Union[None, str, dict, Callable]
+) -> Optional[Callable[[torch.Tensor], SimPair]]:
     """A re-ranker ``sim -> (sim_i2t, sim_t2i)`` from its config.
 
     Args:
@@ -368,7 +372,8 @@ def merge_directions(metrics_i2t: Dict[str, float],
     return out
 
 
-def evaluate_reranked(evaluator, sim: Optional[torch.Tensor],
+def evaluate_reranked(evaluator,
+                      sim: Optional[torch.Tensor],
                       reranker: Callable[[torch.Tensor], SimPair],
                       prefix: str = 'rerank/') -> Dict[str, float]:
     """Evaluate the re-ranked matrices of ``sim`` with ``evaluator``.
