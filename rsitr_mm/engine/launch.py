@@ -149,13 +149,27 @@ def format_retrieval_table(metrics: Dict[str, float]) -> str:
     Returns:
         str: the table.
     """
-    short = {k.split('/')[-1]: v for k, v in metrics.items()}
+    short = {
+        k.split('/')[-1]: v
+        for k, v in metrics.items() if not k.startswith('rerank/')
+    }
     cols = ['i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5',
             't2i_R@10', 'mR', 'rsum']
     present = [c for c in cols if c in short]
     head = '| ' + ' | '.join(present) + ' |'
     sep = '|' + '|'.join('---:' for _ in present) + '|'
     row = '| ' + ' | '.join(f'{short[c]:.2f}' for c in present) + ' |'
+    rerank = {
+        k.split('/')[-1]: v
+        for k, v in metrics.items() if k.startswith('rerank/')
+    }
+    if rerank and all(c in rerank for c in present):
+        # test_cfg.rerank set: raw and re-ranked rows
+        return '\n'.join([
+            '| scores ' + head, '|---' + sep, '| raw ' + row,
+            '| re-ranked | ' + ' | '.join(f'{rerank[c]:.2f}'
+                                          for c in present) + ' |'
+        ])
     return '\n'.join([head, sep, row])
 
 

@@ -7,6 +7,7 @@ from mmengine.dist import is_main_process
 from mmengine.runner import TestLoop, ValLoop, autocast
 from mmpretrain.registry import LOOPS
 
+from ...evaluation.functional.rerank import build_reranker, evaluate_reranked
 from ...utils.dist import gather_indexed_rows
 
 
@@ -110,13 +111,18 @@ def run_exact_retrieval(loop) -> Dict[str, float]:
 
     image_feat, text_feat = encode_loader(module, loop.dataloader, loop.fp16,
                                           call_hook)
+    sim = None
     if is_main_process():
         with torch.no_grad():
             sim = module.compute_similarity(image_feat, text_feat)
+        sim = sim.float()  # scored on its device
         loop.evaluator.process(
-            data_samples=[dict(similarity=sim.float())],  # scored on its device
-            data_batch=None)
-    return loop.evaluator.evaluate(1)
+            data_samples=[dict(similarity=sim)], data_batch=None)
+    metrics = loop.evaluator.evaluate(1)
+    reranker = getattr(loop, 'reranker', None)
+    if reranker is not None:  # raw AND re-ranked numbers ('rerank/...')
+        metrics.update(evaluate_reranked(loop.evaluator, sim, reranker))
+    return metrics
 
 
 @LOOPS.register_module()
@@ -160,8 +166,18 @@ class RSRetrievalTestLoop(TestLoop):
         evaluator (Evaluator | dict | list): usually
             ``dict(type='RSRetrievalMetric')``.
         fp16 (bool): encode under autocast. Defaults to False.
+        rerank (dict, optional): test-time re-ranking, e.g.
+            ``dict(type='dual_softmax', temperature=0.05)`` (see
+            :mod:`rsitr_mm.evaluation.functional.rerank`): the metrics of
+            the re-ranked matrices are reported too, under ``rerank/``.
+            It uses the other test queries (transductive). Defaults to None.
     """
     _hook_prefix = 'test'
+
+    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
+                 rerank: Optional[dict] = None) -> None:
+        super().__init__(runner, dataloader, evaluator, fp16)
+        self.reranker = build_reranker(rerank)
 
     def run(self) -> dict:
         """Launch test."""
