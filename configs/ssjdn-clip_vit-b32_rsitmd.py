@@ -19,10 +19,14 @@ model = dict(
     image_neck=dict(
         type='BidirectionalScaleDecoupling',
         in_channels=[768, 768, 768],
+        # the clues are added to CLIP's own 512-d embedding, so the model
+        # starts as plain CLIP and every tower parameter keeps its gradient
+        main='global',
+        out_channels=512,
         channels=256,
         directions=('f2c', 'c2f'),
         fusion='concat'),
-    image_proj='linear',
+    image_proj='identity',
     heads=[
         dict(
             type='LabelSemanticHead',
@@ -40,11 +44,8 @@ model = dict(
             amfmn_prior='label_text',
             loss_weight=0.5),
     ])
-# BSD reads the patch grids only: the CLIP tower's ``visual_projection``
-# (applied to the pooled CLS token, which nothing here consumes) gets no
-# gradient, so DDP must look for unused parameters (a graph traversal per
-# step). The retriever and the losses have none (docs/distributed.md).
-find_unused_parameters = True
+# Every parameter receives gradient (BSD's main path is CLIP's embedding),
+# so DDP needs no unused-parameter search (docs/distributed.md).
 train_dataloader = dict(batch_size=128)
 # batch_size is per process; InfoNCE gathers every process's rows, so N GPUs
 # contrast N x 128 pairs per step. --auto-scale-lr scales lr by

@@ -85,6 +85,8 @@ def _localise(model_cfg, assets):
                 neck['in_channels'] = 32
             if 'embed_dim' in neck:
                 neck['embed_dim'] = 32
+            if neck.get('main') == 'global':  # BSD on CLIP's embedding
+                neck['out_channels'] = 32
         for head in model_cfg.get('heads', None) or []:
             for k in ('in_channels', 'embed_dim'):
                 if k in head:

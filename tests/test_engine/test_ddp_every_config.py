@@ -41,13 +41,7 @@ NOT_TRAINED = ('zeroshot', )
 # heads that still read labels/priors with host syncs (their rewrite is
 # tracked separately); a config using one may exceed the sync budget
 HEADS_WITH_SYNCS = ('LabelSemanticHead', 'ObjectSemanticClusterHead')
-XFAIL = {
-    'ssjdn-clip_vit-b32_rsitmd.py':
-    'CLIPVisionBackbone applies visual_projection to the pooled CLS token, '
-    'which BSD does not consume, so visual_projection.weight gets no '
-    'gradient; the config keeps find_unused_parameters=True until the '
-    'backbone freezes/drops the projection when its output is unused.',
-}
+XFAIL = {}
 
 
 def _name(path):

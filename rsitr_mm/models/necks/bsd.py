@@ -105,6 +105,13 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
         salience_bias (float): Initial bias of the salience convs.
             Defaults to -3.0.
         clue_scale (float): Fixed gate of the clue branch. Defaults to 1.
+        main (str): The main path the clues are added to: ``'pooled'`` (the
+            average-pooled deepest input grid, for CNN backbones) or
+            ``'global'`` (the backbone's own (B, D) global embedding that
+            ``CLIPVisionBackbone`` appends to its grids, so the neck starts
+            as exactly plain CLIP and every tower parameter keeps its
+            gradient); with ``'global'`` give ``out_channels=D``. Defaults
+            to ``'pooled'``.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -124,6 +131,7 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
                  detach_suppression: Optional[bool] = None,
                  salience_bias: float = -3.0,
                  clue_scale: float = 1.0,
+                 main: str = 'pooled',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         check_values(
             'BidirectionalScaleDecoupling',
@@ -164,7 +172,15 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
         if not 0 <= suppress_strength <= 1:
             raise ValueError(f'{name}: `suppress_strength` must be in '
                              f'[0, 1], got {suppress_strength}.')
-        if out_channels is not None and out_channels != in_channels[-1]:
+        if main not in ('pooled', 'global'):
+            raise ValueError(f"{name}: `main` must be 'pooled' or 'global', "
+                             f'got {main!r}.')
+        if main == 'global' and out_channels is None:
+            raise ValueError(f"{name}: main='global' needs `out_channels` "
+                             '(the width D of the backbone\'s global '
+                             'embedding, e.g. 512 for CLIP ViT-B/32).')
+        if (main == 'pooled' and out_channels is not None
+                and out_channels != in_channels[-1]):
             raise ValueError(f'{name}: `out_channels` must equal '
                              f'in_channels[-1]={in_channels[-1]} (the main '
                              'path is the pooled deepest stage; project '
@@ -184,7 +200,9 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
 
         self.in_channels = in_channels
         self.num_scales = len(in_channels)
-        self.out_channels = in_channels[-1]
+        self.main = main
+        self.out_channels = (
+            out_channels if main == 'global' else in_channels[-1])
         self.channels = channels
         self.salience = salience
         self.suppression = suppression
@@ -275,6 +293,21 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
                 acc = sal
         return clues, sal_maps, sup_maps
 
+    def _main_path(self, inputs, xs: List[torch.Tensor]) -> torch.Tensor:
+        """(B, out_channels) main path: pooled deepest grid or the
+        backbone's global embedding."""
+        if self.main == 'pooled':
+            return xs[-1].mean(dim=(2, 3))
+        glob = [x for x in inputs if x.dim() == 2] if isinstance(
+            inputs, (tuple, list)) else []
+        if len(glob) != 1 or glob[0].shape[1] != self.out_channels:
+            raise ValueError(
+                "BidirectionalScaleDecoupling: main='global' needs exactly "
+                f'one (B, {self.out_channels}) global embedding among the '
+                f'inputs (e.g. CLIPVisionBackbone), got shapes '
+                f'{[tuple(x.shape) for x in inputs]}.')
+        return glob[0]
+
     def forward_with_maps(
         self, inputs: Sequence[torch.Tensor]
     ) -> Tuple[torch.Tensor, Dict[str, Dict[str, List[torch.Tensor]]]]:
@@ -292,7 +325,7 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
             direction in ``directions``.
         """
         xs = self._check_inputs(inputs)
-        main = xs[-1].mean(dim=(2, 3))
+        main = self._main_path(inputs, xs)
         maps = dict(salience={}, suppression={})
         if not self.enabled('clues'):
             return main, maps

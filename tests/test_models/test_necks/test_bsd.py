@@ -293,3 +293,23 @@ def test_switches_on_the_same_weights():
     with pytest.raises(ValueError, match='unknown part'):
         with neck.disable('dapn'):
             pass
+
+
+def test_global_main_path_starts_as_the_backbone_embedding():
+    neck = BidirectionalScaleDecoupling(
+        in_channels=[8, 8], out_channels=6, channels=4, main='global')
+    grids = [torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2)]
+    glob = torch.randn(2, 6, requires_grad=True)
+    out = neck(grids + [glob])
+    assert torch.equal(out, glob)  # zero-initialised clue projection
+    out.sum().backward()
+    assert neck.fuse.weight.grad.abs().sum() > 0  # the clues learn at once
+    assert torch.equal(glob.grad, torch.ones_like(glob))
+    with neck.disable('clues'):
+        assert torch.equal(neck(grids + [glob]), glob)
+    with pytest.raises(ValueError, match='global embedding'):
+        neck(grids)
+    with pytest.raises(ValueError, match="main='global' needs `out_channels`"):
+        BidirectionalScaleDecoupling(in_channels=[8, 8], main='global')
+    with pytest.raises(ValueError, match='`main`'):
+        BidirectionalScaleDecoupling(in_channels=[8, 8], main='cls')
