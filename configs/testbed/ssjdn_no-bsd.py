@@ -1,6 +1,4 @@
-# SSJDN testbed ablation: without BSD (the CLIP global embedding, through
-# the same linear projection).
+# SSJDN testbed ablation: without BSD (the CLIP global embedding alone, which
+# is also BSD's main path in the full model).
 _base_ = ['./ssjdn_full.py']
-model = dict(
-    image_encoder=dict(out_indices=()), image_neck=None,
-    image_in_channels=128)
+model = dict(image_encoder=dict(out_indices=()), image_neck=None)

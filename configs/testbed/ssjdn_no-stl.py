@@ -7,5 +7,6 @@ model = dict(losses=[
         type='SemanticGuidedTripletLoss',
         margin=0.2,
         semantic='none',
-        loss_weight=0.5),
+        loss_weight=0.5,
+        warmup_iters=8),
 ])

@@ -62,7 +62,7 @@ VARIANTS: Dict[str, List[Tuple[str, str, str]]] = {
 #: ``module_contribution.switch_off(model, name)``.
 SWITCH_OFFS: Dict[str, Tuple[str, ...]] = {
     'osdpm': ('dapn', 'osfcm'),
-    'ssjdn': ('bsd_clues', 'suppression'),
+    'ssjdn': ('bsd_clues', 'suppression', 'lsd'),
 }
 
 
@@ -239,17 +239,11 @@ def gold_ranks(sim) -> Tuple[np.ndarray, np.ndarray]:
         (cpi * N,))``, 0-based, as in
         :func:`rsitr_mm.evaluation.retrieval_recall`.
     """
-    import torch
-
-    from rsitr_mm.evaluation.functional.retrieval_recall import _gold_ranks
+    from rsitr_mm.evaluation.functional import gold_ranks as _gold_ranks
     n, t = sim.shape
-    cpi = t // n
-    gold_t = (
-        torch.arange(n).unsqueeze(1) * cpi + torch.arange(cpi).unsqueeze(0))
-    i2t = _gold_ranks(sim, gold_t, 256).min(dim=1).values
-    gold_i = (torch.arange(t) // cpi).unsqueeze(1)
-    t2i = _gold_ranks(sim.t().contiguous(), gold_i, 256)[:, 0]
-    return i2t.numpy().astype(np.int32), t2i.numpy().astype(np.int32)
+    i2t, t2i = _gold_ranks(sim, t // n)
+    return (i2t.cpu().numpy().astype(np.int32),
+            t2i.cpu().numpy().astype(np.int32))
 
 
 def score(model, loader) -> Tuple[dict, np.ndarray, np.ndarray]:

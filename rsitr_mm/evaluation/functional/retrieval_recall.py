@@ -113,6 +113,46 @@ def _ranks(sim: torch.Tensor, best_caption: torch.Tensor,
     return i2t, t2i
 
 
+def gold_ranks(similarity: Union[torch.Tensor, np.ndarray],
+               captions_per_image: int = 5,
+               chunk_size: int = 64) -> Tuple[torch.Tensor, torch.Tensor]:
+    """0-based rank of the gold item of every query, under the tie rule of
+    :func:`retrieval_recall` (the raw material of per-query analysis and
+    paired significance tests).
+
+    Args:
+        similarity (torch.Tensor | np.ndarray): (N, captions_per_image * N)
+            image-caption scores.
+        captions_per_image (int): captions of each image. Defaults to 5.
+        chunk_size (int): image rows scored at once. Defaults to 64.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: (N,) i2t ranks (best rank over
+        the image's captions) and (captions_per_image * N,) t2i ranks,
+        long, on the matrix's device.
+    """
+    sim = _to_tensor(similarity)
+    num_images, num_texts = sim.shape
+    if captions_per_image < 1:
+        raise ValueError(
+            f'captions_per_image must be >= 1, got {captions_per_image}')
+    if num_images == 0 or num_texts != num_images * captions_per_image:
+        raise ValueError(
+            f'similarity must have shape (N, {captions_per_image} * N) with '
+            f'N >= 1, got {tuple(sim.shape)}')
+    device = sim.device
+    # i2t: the rank of an item is strictly increasing in the order (score
+    # desc, index asc), so the best rank over an image's captions is the
+    # rank of its best caption in that order: the highest-scoring one,
+    # the lowest index among equal scores (argmax returns the first).
+    own = sim.reshape(num_images, num_images, captions_per_image)
+    own = own.diagonal(dim1=0, dim2=1).t()  # (N, cpi): sim[i, i*cpi + c]
+    best = own.to(_compute_dtype(sim)).argmax(dim=1)
+    best = torch.arange(num_images, device=device) * captions_per_image \
+        + best
+    return _ranks(sim, best, captions_per_image, chunk_size)
+
+
 def retrieval_recall(similarity: Union[torch.Tensor, np.ndarray],
                      captions_per_image: int = 5,
                      topk: Sequence[int] = (1, 5, 10),
@@ -155,28 +195,8 @@ def retrieval_recall(similarity: Union[torch.Tensor, np.ndarray],
         dict[str, float]: ``i2t_R@K`` and ``t2i_R@K`` for every K, ``mR``
         (mean of all recalls) and ``rsum`` (their sum).
     """
-    sim = _to_tensor(similarity)
-    num_images, num_texts = sim.shape
-    if captions_per_image < 1:
-        raise ValueError(
-            f'captions_per_image must be >= 1, got {captions_per_image}')
-    if num_images == 0 or num_texts != num_images * captions_per_image:
-        raise ValueError(
-            f'similarity must have shape (N, {captions_per_image} * N) with '
-            f'N >= 1, got {tuple(sim.shape)}')
-
-    device = sim.device
-    # i2t: the rank of an item is strictly increasing in the order (score
-    # desc, index asc), so the best rank over an image's captions is the
-    # rank of its best caption in that order: the highest-scoring one,
-    # the lowest index among equal scores (argmax returns the first).
-    own = sim.reshape(num_images, num_images, captions_per_image)
-    own = own.diagonal(dim1=0, dim2=1).t()  # (N, cpi): sim[i, i*cpi + c]
-    best = own.to(_compute_dtype(sim)).argmax(dim=1)
-    best = torch.arange(num_images, device=device) * captions_per_image \
-        + best
-    i2t_rank, t2i_rank = _ranks(sim, best, captions_per_image, chunk_size)
-
+    i2t_rank, t2i_rank = gold_ranks(similarity, captions_per_image,
+                                    chunk_size)
     result: Dict[str, float] = {}
     for k in topk:
         result[f'i2t_R@{k}'] = (i2t_rank < k).double().mean().item() * 100
