@@ -38,9 +38,11 @@ CONFIGS = sorted(
 NOT_TRAINED = ('zeroshot', )
 # config name -> reason, for failures caused by modules outside the
 # retriever/losses (heads, necks, backbones); empty when all pass
-# heads that still read labels/priors with host syncs (their rewrite is
-# tracked separately); a config using one may exceed the sync budget
-HEADS_WITH_SYNCS = ('LabelSemanticHead', 'ObjectSemanticClusterHead')
+# LabelSemanticHead validates its labels with one host read when they are
+# CPU tensors (a free read on CPU); on CUDA it checks with
+# torch._assert_async, without a sync. The CPU count therefore exceeds the
+# budget by that one read: such configs are xfailed with the count.
+HEADS_WITH_SYNCS = ('LabelSemanticHead', )
 XFAIL = {}
 
 
@@ -66,7 +68,9 @@ def _tiny(model_cfg):
     neck = model_cfg.get('image_neck')
     if neck:
         neck['in_channels'] = [c // 8 for c in neck['in_channels']]
-    else:
+        if neck.get('out_channels'):  # BSD: out = the deepest stage
+            neck['out_channels'] //= 8
+    if model_cfg.get('image_in_channels'):
         model_cfg['image_in_channels'] //= 8
     return model_cfg
 
@@ -253,7 +257,9 @@ def test_config_step_collective_and_sync_budget(path, ddp_results):
     budget = result['budget']
     assert 'gathering' in budget, result['verdict']
     gathering = budget['gathering']
-    assert budget.get('collective', 0) == 3 * gathering, budget
+    # OSFCM keeps its prototypes equal on every rank: one all_reduce a step
+    proto_sync = int('ObjectSemanticClusterHead' in result['heads'])
+    assert budget.get('collective', 0) == 3 * gathering + proto_sync, budget
     if budget.get('sync', 0) > gathering:
         held = set(result['heads']) & set(HEADS_WITH_SYNCS)
         assert held, budget  # over budget outside the heads

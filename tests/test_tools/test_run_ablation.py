@@ -103,7 +103,7 @@ def test_switch_off_is_optional(ra):
     assert (fn is None) != (why is None)
     assert fn is None or callable(fn)
     assert set(ra.SWITCH_OFFS['osdpm']) == {'dapn', 'osfcm'}
-    assert set(ra.SWITCH_OFFS['ssjdn']) == {'bsd_clues', 'suppression'}
+    assert set(ra.SWITCH_OFFS['ssjdn']) == {'bsd_clues', 'suppression', 'lsd'}
 
 
 @pytest.fixture(scope='module')

@@ -261,9 +261,10 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
         prior = prior.float()
         sums = prior.t() @ emb  # (K, D)
         mass = prior.sum(dim=0)  # (K,)
-        if is_distributed():
-            all_reduce(sums)
-            all_reduce(mass)
+        if is_distributed():  # one collective: sums and masses packed
+            packed = torch.cat([sums, mass.unsqueeze(1)], dim=1)
+            all_reduce(packed)
+            sums, mass = packed[:, :-1], packed[:, -1]
         present = (mass > 0).unsqueeze(1)
         mean = F.normalize(sums / mass.clamp_min(1e-12).unsqueeze(1), dim=1)
         old = self.prototypes.data.float()
