@@ -38,11 +38,8 @@ CONFIGS = sorted(
 NOT_TRAINED = ('zeroshot', )
 # config name -> reason, for failures caused by modules outside the
 # retriever/losses (heads, necks, backbones); empty when all pass
-# LabelSemanticHead validates its labels with one host read when they are
-# CPU tensors (a free read on CPU); on CUDA it checks with
-# torch._assert_async, without a sync. The CPU count therefore exceeds the
-# budget by that one read: such configs are xfailed with the count.
-HEADS_WITH_SYNCS = ('LabelSemanticHead', )
+# heads allowed one host sync above the losses' budget (none today)
+HEADS_WITH_SYNCS = ()
 XFAIL = {}
 
 

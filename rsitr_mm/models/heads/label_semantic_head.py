@@ -240,11 +240,12 @@ class LabelSemanticHead(SwitchableMixin, BaseModule):
         bad = labels >= self.num_classes
         msg = ('LabelSemanticHead.loss: gt_label must be -1 or in [0, '
                f'num_classes={self.num_classes})')
-        if labels.device.type == 'cpu':
-            if bool(bad.any()):
-                raise ValueError(f'{msg}, got {int(labels.max())}.')
-        else:  # checked on the device, without a host sync
+        # checked by the device itself (no host read on any device); on CPU
+        # the assertion fails at once and is re-raised as a ValueError
+        try:
             torch._assert_async(~bad.any(), msg)
+        except RuntimeError as err:
+            raise ValueError(f'{msg}; labels: {labels.tolist()}.') from err
 
     def _cls_loss(self, logits: torch.Tensor,
                   labels: torch.Tensor) -> torch.Tensor:
