@@ -14,8 +14,7 @@ num_classes = 31  # scene classes of RSICD (see docs/datasets.md)
 
 model = dict(
     text_encoder=dict(
-        ann_files=[data_root + '/dataset_rsicd.json'],
-        vocab_cache=data_root + '/vocab_bigru.json'),
+        ann_files=[data_root + '/dataset_rsicd.json']),
     heads=[
         dict(
             type='LabelSemanticHead',

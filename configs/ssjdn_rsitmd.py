@@ -14,8 +14,7 @@ num_classes = 33  # scene classes of RSITMD (see docs/datasets.md)
 
 model = dict(
     text_encoder=dict(
-        ann_files=[data_root + '/dataset_rsitmd.json'],
-        vocab_cache=data_root + '/vocab_bigru.json'),
+        ann_files=[data_root + '/dataset_rsitmd.json']),
     heads=[
         dict(
             type='LabelSemanticHead',

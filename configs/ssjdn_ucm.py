@@ -14,8 +14,7 @@ num_classes = 21  # scene classes of UCM (see docs/datasets.md)
 
 model = dict(
     text_encoder=dict(
-        ann_files=[data_root + '/dataset.json'],
-        vocab_cache=data_root + '/vocab_bigru.json'),
+        ann_files=[data_root + '/dataset.json']),
     heads=[
         dict(
             type='LabelSemanticHead',

@@ -27,7 +27,6 @@ model = dict(
     text_encoder=dict(
         type='BiGRUTextEncoder',
         ann_files=[data_root + '/dataset_rsitmd.json'],
-        vocab_cache=data_root + '/vocab_bigru.json',
         word_dim=300,
         hidden_dim=512),
     embed_dim=512,

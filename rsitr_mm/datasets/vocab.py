@@ -8,6 +8,7 @@ data package is needed.
 """
 import json
 import os.path as osp
+import warnings
 from collections import Counter
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -65,6 +66,10 @@ def read_karpathy_captions(
                                  "without a 'raw' field.")
             captions.append(sent['raw'])
     return captions
+
+
+#: Bump when :func:`tokenize_caption` changes (invalidates caches).
+TOKENIZER_VERSION = 1
 
 
 class Vocabulary:
@@ -176,26 +181,66 @@ class Vocabulary:
             '{word: index} mapping.')
 
 
+def vocab_inputs_key(ann_files: Sequence[str], min_freq: int,
+                     splits: Sequence[str] = ('train', )) -> str:
+    """sha256 of everything a built vocabulary depends on: the bytes of the
+    annotation files (in order), ``min_freq``, the splits and the
+    tokeniser version."""
+    import hashlib
+    h = hashlib.sha256()
+    h.update(json.dumps([TOKENIZER_VERSION, int(min_freq),
+                         list(splits)]).encode())
+    for path in ([ann_files] if isinstance(ann_files, str) else ann_files):
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                h.update(block)
+        h.update(b'\0')
+    return h.hexdigest()
+
+
 def load_or_build_vocab(vocab_file: Optional[str] = None,
                         ann_files: Optional[Sequence[str]] = None,
                         vocab_cache: Optional[str] = None,
                         min_freq: int = 1) -> Vocabulary:
     """Get a vocabulary from a file, a cache or training captions.
 
-    Order: ``vocab_file`` if given; else ``vocab_cache`` if it exists; else
-    build from ``ann_files`` (train split) and save to ``vocab_cache`` when
-    given.
+    Order: ``vocab_file`` if given; else build from ``ann_files`` (train
+    split), reusing ``vocab_cache`` only when it was built from the same
+    inputs (its ``inputs_sha256`` equals :func:`vocab_inputs_key` of the
+    files now): a stale cache (a caption changed, another annotation file)
+    is rebuilt, never reused silently. A cache that cannot be written (a
+    read-only data folder) is skipped with a warning. ``vocab_cache``
+    alone (no ``ann_files``) is read as it is.
     """
     if vocab_file is not None:
         if not osp.isfile(vocab_file):
             raise FileNotFoundError(f'vocab_file {vocab_file} does not exist.')
         return Vocabulary.load(vocab_file)
-    if vocab_cache is not None and osp.isfile(vocab_cache):
-        return Vocabulary.load(vocab_cache)
     if not ann_files:
+        if vocab_cache is not None and osp.isfile(vocab_cache):
+            return Vocabulary.load(vocab_cache)
         raise ValueError('Give `vocab_file`, an existing `vocab_cache` or '
                          '`ann_files` to build the vocabulary from.')
+    key = vocab_inputs_key(ann_files, min_freq)
+    if vocab_cache is not None and osp.isfile(vocab_cache):
+        try:
+            with open(vocab_cache, encoding='utf-8') as f:
+                cached = json.load(f)
+        except (OSError, ValueError):
+            cached = None
+        if isinstance(cached, dict) and cached.get('inputs_sha256') == key:
+            return Vocabulary(cached['idx2word'])
+        warnings.warn(f'vocab_cache {vocab_cache} was built from other '
+                      'inputs (or has no inputs_sha256); rebuilding it from '
+                      f'{list(ann_files)}.')
     vocab = Vocabulary.from_karpathy(ann_files, min_freq)
     if vocab_cache is not None:
-        vocab.save(vocab_cache)
+        try:
+            atomic_write_text(
+                json.dumps({'idx2word': vocab.idx2word,
+                            'inputs_sha256': key}, ensure_ascii=False),
+                vocab_cache)
+        except OSError as err:
+            warnings.warn(f'could not write vocab_cache {vocab_cache} '
+                          f'({err}); the vocabulary is not cached.')
     return vocab

@@ -28,11 +28,16 @@ class BiGRUTextEncoder(BaseModule):
     * ``'mean'``: the mean over the caption's real time steps of the last
       layer's outputs (directions averaged).
 
-    The vocabulary comes from ``vocab_file``, or an existing
-    ``vocab_cache``, or is built from the training captions of
-    ``ann_files`` (Karpathy json) and then saved to ``vocab_cache``. The
-    build is deterministic (frequency, then alphabetical order), so the same
-    files always give the same indices.
+    The vocabulary comes from ``vocab_file``, or is built from the training
+    captions of ``ann_files`` (Karpathy json; ``vocab_cache`` is reused only
+    when it was built from the same file contents, see
+    :func:`~rsitr_mm.datasets.vocab.load_or_build_vocab`). The build is
+    deterministic (frequency, then alphabetical order).
+
+    The word list is part of the module's state (``_extra_state`` in the
+    state dict), so a checkpoint is self-contained: loading it restores the
+    vocabulary it was trained with (and resizes the embedding to it), with
+    a warning when that differs from the one built from ``ann_files`` now.
 
     Args:
         vocab_file (str, optional): Vocabulary json (see
@@ -90,6 +95,41 @@ class BiGRUTextEncoder(BaseModule):
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
         with torch.no_grad():
             self.embed.weight[self.vocab.pad_id].zero_()
+
+    def get_extra_state(self) -> dict:
+        """The word list, saved with the weights (``_extra_state``)."""
+        return dict(idx2word=list(self.vocab.idx2word))
+
+    def set_extra_state(self, state) -> None:
+        """Restore the word list (the embedding was resized in
+        :meth:`_load_from_state_dict`)."""
+        if isinstance(state, dict) and 'idx2word' in state:
+            self.vocab = Vocabulary(state['idx2word'])
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        state = state_dict.get(prefix + '_extra_state')
+        if isinstance(state, dict) and isinstance(state.get('idx2word'),
+                                                  list):
+            words = Vocabulary(state['idx2word']).idx2word
+            if words != self.vocab.idx2word:
+                import warnings
+                warnings.warn(
+                    'BiGRUTextEncoder: the checkpoint was trained with '
+                    f'another vocabulary ({len(words)} words, the '
+                    f'annotation files now give {len(self.vocab)}); using '
+                    "the checkpoint's.")
+                old = self.embed
+                self.vocab = Vocabulary(words)
+                if len(words) != old.num_embeddings:
+                    self.embed = nn.Embedding(
+                        len(words), old.embedding_dim,
+                        padding_idx=self.vocab.pad_id).to(
+                            device=old.weight.device, dtype=old.weight.dtype)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def encode_ids(self, texts: List[str]):
         """Map captions to a padded index tensor.
