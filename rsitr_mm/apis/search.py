@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 
 from .image_index import ImageIndex
-from .model_loading import encode_image_files, encode_texts, model_identity
+from .model_loading import (encode_image_files, encode_texts, model_identity,
+                            unknown_word_queries)
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -241,11 +242,16 @@ class SearchResult:
         indices (np.ndarray): (Q, k) positions in the searched collection.
         items (list[list[str]]): for every query, the k results (image
             paths or captions).
+        unknown_queries (list[int]): positions of the text queries none of
+            whose words the model knows (their ranking carries no
+            information; word-vocabulary models only, see
+            :func:`~rsitr_mm.apis.model_loading.unknown_word_queries`).
     """
     queries: List[str]
     scores: np.ndarray
     indices: np.ndarray
     items: List[List[str]] = field(default_factory=list)
+    unknown_queries: List[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -309,8 +315,10 @@ def search_by_text(model: nn.Module,
     texts = [texts] if isinstance(texts, str) else list(texts)
     index.check_model(model_identity(model))
     feats = encode_texts(model, texts)
-    return _search_index(index, feats, texts, k, chunk_size, dtype, backend,
-                         model_device(model))
+    result = _search_index(index, feats, texts, k, chunk_size, dtype,
+                           backend, model_device(model))
+    result.unknown_queries = unknown_word_queries(model, texts)
+    return result
 
 
 def search_by_image(model: nn.Module,

@@ -192,3 +192,13 @@ def test_all_unknown_words_warn(built, capsys):
                      _model_args(built))
     msgs = [str(w.message) for w in caught]
     assert any('vocabulary' in m and 'zzqx blorf' in m for m in msgs), msgs
+
+
+def test_all_unknown_words_are_flagged_in_the_api_result(built):
+    from rsitr_mm.apis import init_retriever, search_by_text
+    model = init_retriever(built['cfg'], built['ckpt'])
+    index = ImageIndex.load(built['index'])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        result = search_by_text(model, index, ['zzqx blorf', 'a road'], k=2)
+    assert result.unknown_queries == [0]
