@@ -473,41 +473,64 @@ class DualEncoderRetriever(BaseModel):
                     num_images: Optional[int] = None,
                     num_texts: Optional[int] = None,
                     cal_i2t: bool = True,
-                    cal_t2i: bool = True) -> Tuple[list, list]:
+                    cal_t2i: bool = True) -> tuple:
         """mmpretrain ``BlipRetrieval``-compatible scoring of all features.
 
         Gathers image and caption features from every rank (rank-blocked
         order, as mmpretrain's retrieval loop expects with its sequential
-        sampler), truncates to ``num_images``/``num_texts``, and returns the
-        local samples with ``pred_score`` rows of the full matrix.
+        sampler) and truncates to ``num_images``/``num_texts``. As
+        ``BlipRetrieval.predict_all``, it returns only what was asked, in
+        the order (i2t, t2i), so mmpretrain's
+        ``TextToImageRetrievalInferencer`` (``cal_i2t=False``, element 0)
+        and ``ImageToTextRetrievalInferencer`` (``cal_t2i=False``) work.
 
         Returns:
-            tuple[list, list]: i2t samples (one per local image) and t2i
-            samples (one per local caption).
+            tuple: with ``cal_i2t``, one sample per local image whose
+            ``pred_score`` is its row over all captions (``gt_label`` =
+            ``gt_text_id`` when known); with ``cal_t2i``, one
+            :class:`DataSample` per local caption (free-text queries
+            included) with ``text``, ``pred_score`` over all images and
+            ``gt_label`` = its ``gt_image_id`` when known.
         """
-        img_local = feats['image_feat']
-        txt_local = feats['text_feat']
-        img_all = torch.cat(all_gather_variable(img_local))[:num_images]
-        txt_all = torch.cat(all_gather_variable(txt_local))[:num_texts]
-        i2t_samples, t2i_samples = [], []
+        from mmpretrain.structures import DataSample
+        results = []
         if cal_i2t:
-            scores = self.compute_similarity(img_local, txt_all)
+            txt_all = torch.cat(all_gather_variable(
+                feats['text_feat']))[:num_texts]
+            scores = self.compute_similarity(feats['image_feat'], txt_all)
+            i2t_samples = []
             for sample, row in zip(data_samples, scores):
                 out = sample.clone() if hasattr(sample, 'clone') else sample
                 out.set_field(row, 'pred_score')
                 if 'gt_text_id' in sample:
                     out.set_field(sample.gt_text_id, 'gt_label')
                 i2t_samples.append(out)
+            results.append(i2t_samples)
         if cal_t2i:
-            scores = self.compute_similarity(img_all, txt_local).t()
-            row = 0
+            img_all = torch.cat(all_gather_variable(
+                feats['image_feat']))[:num_images]
+            scores = self.compute_similarity(img_all,
+                                             feats['text_feat']).t()
+            t2i_samples, row = [], 0
             for sample in data_samples:
-                gt_image = _read(sample, 'gt_image_id', [])
-                for image_id in (gt_image.tolist() if isinstance(
-                        gt_image, torch.Tensor) else gt_image):
-                    out = BaseDataElement()
+                texts = _read(sample, 'text', None)
+                texts = list(texts) if isinstance(texts,
+                                                  (list, tuple)) else [texts]
+                gt_image = _read(sample, 'gt_image_id', None)
+                if isinstance(gt_image, torch.Tensor):
+                    gt_image = gt_image.reshape(-1).tolist()
+                elif gt_image is not None and not isinstance(
+                        gt_image, (list, tuple)):
+                    gt_image = [gt_image] * len(texts)
+                for i, text in enumerate(texts):
+                    out = DataSample()
+                    if text is not None:
+                        out.set_field(text, 'text', field_type='metainfo')
                     out.set_field(scores[row], 'pred_score')
-                    out.set_field(torch.tensor([int(image_id)]), 'gt_label')
+                    if gt_image is not None and i < len(gt_image):
+                        out.set_field(
+                            torch.tensor([int(gt_image[i])]), 'gt_label')
                     t2i_samples.append(out)
                     row += 1
-        return i2t_samples, t2i_samples
+            results.append(t2i_samples)
+        return tuple(results)
