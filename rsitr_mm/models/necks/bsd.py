@@ -343,13 +343,17 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
             fused = sum(w * c for w, c in zip(weights, all_clues))
         return main + self.clue_scale * self.fuse(fused), maps
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self,
+                inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor]:
         """Fuse the per-scale clues of all chains.
 
         Args:
             inputs (Sequence[Tensor]): ``S`` maps ``(B, C_s, H_s, W_s)``.
 
         Returns:
-            Tensor: ``(B, out_channels)`` image feature (not normalised).
+            tuple[Tensor]: ``(feat, )`` with ``feat`` ``(B, out_channels)``
+            (not normalised), a 1-tuple as mmpretrain necks return, so the
+            neck drops into an ``ImageClassifier`` as well as into the
+            retriever.
         """
-        return self.forward_with_maps(inputs)[0]
+        return (self.forward_with_maps(inputs)[0], )

@@ -296,8 +296,8 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
         return feat, maps
 
     def forward(
-            self, inputs: Union[torch.Tensor,
-                                Sequence[torch.Tensor]]) -> torch.Tensor:
+        self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]
+    ) -> Tuple[torch.Tensor]:
         """Forward.
 
         Args:
@@ -305,6 +305,8 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
                 global (B, D))``.
 
         Returns:
-            Tensor: (B, embed_dim) image feature.
+            tuple[Tensor]: ``(feat, )`` with ``feat`` (B, embed_dim), a
+            1-tuple as mmpretrain necks return, so the neck drops into an
+            ``ImageClassifier`` as well as into the retriever.
         """
-        return self.forward_with_maps(inputs)[0]
+        return (self.forward_with_maps(inputs)[0], )

@@ -30,7 +30,7 @@ def test_output_shape(num_scales, directions, fusion):
             directions=directions,
             fusion=fusion))
     x = _pyramid(num_scales, batch=3)
-    out = neck(x)
+    out = neck(x)[0]
     assert out.shape == (3, in_ch[-1])
     feat, maps = neck.forward_with_maps(x)
     torch.testing.assert_close(feat, out)
@@ -53,7 +53,7 @@ def test_gradients_reach_every_scale(salience, suppression):
                                         suppression=suppression)
     nn.init.normal_(neck.fuse.weight)  # as after some training
     x = tuple(t.requires_grad_() for t in _pyramid(3))
-    neck(x).pow(2).sum().backward()
+    neck(x)[0].pow(2).sum().backward()
     for t in x:
         assert t.grad is not None and t.grad.abs().sum() > 0
     for i in range(3):
@@ -211,15 +211,15 @@ def test_bad_config_and_inputs():
         BidirectionalScaleDecoupling([4, 6], pool='avg', suppression='topk')
     neck = BidirectionalScaleDecoupling([4, 6])
     with pytest.raises(ValueError, match='2 scales'):
-        neck(_pyramid(1))
+        neck(_pyramid(1))[0]
     with pytest.raises(ValueError, match=r'\(B, 6, H, W\)'):
-        neck((torch.randn(1, 4, 4, 4), torch.randn(1, 5, 2, 2)))
+        neck((torch.randn(1, 4, 4, 4), torch.randn(1, 5, 2, 2)))[0]
 
 
 def test_single_tensor_input_is_accepted():
     neck = BidirectionalScaleDecoupling(4)
     assert isinstance(neck.lateral_convs[0], nn.Conv2d)
-    assert neck(torch.randn(2, 4, 5, 5)).shape == (2, 4)
+    assert neck(torch.randn(2, 4, 5, 5))[0].shape == (2, 4)
 
 
 def test_bsd_ignores_a_trailing_global_embedding():
@@ -230,8 +230,8 @@ def test_bsd_ignores_a_trailing_global_embedding():
     torch.manual_seed(0)
     neck = BidirectionalScaleDecoupling(in_channels=[8, 8])
     grids = (torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4))
-    out_grids = neck(grids)
-    out_with_global = neck(grids + (torch.randn(2, 32), ))
+    out_grids = neck(grids)[0]
+    out_with_global = neck(grids + (torch.randn(2, 32), ))[0]
     assert torch.equal(out_grids, out_with_global)
 
 
@@ -250,12 +250,12 @@ def test_starts_as_plain_pooling_and_has_no_dead_parameters(kwargs):
     neck = BidirectionalScaleDecoupling([4, 6, 8], channels=5, **kwargs)
     neck.init_weights()
     x = _pyramid(3)
-    torch.testing.assert_close(neck(x), _pooled(x))
-    neck(x).sum().backward()  # step 1: the projection gets gradient
+    torch.testing.assert_close(neck(x)[0], _pooled(x))
+    neck(x)[0].sum().backward()  # step 1: the projection gets gradient
     assert neck.fuse.weight.grad.abs().sum() > 0
     neck.zero_grad()
     nn.init.normal_(neck.fuse.weight)
-    neck(x).pow(2).sum().backward()
+    neck(x)[0].pow(2).sum().backward()
     dead = [n for n, p in neck.named_parameters()
             if p.grad is None or p.grad.abs().sum() == 0]
     assert not dead
@@ -279,17 +279,17 @@ def test_switches_on_the_same_weights():
     neck = BidirectionalScaleDecoupling([4, 6, 8], channels=5)
     nn.init.normal_(neck.fuse.weight)
     x = _pyramid(3)
-    full = neck(x)
+    full = neck(x)[0]
     with neck.disable('clues'):
-        torch.testing.assert_close(neck(x), _pooled(x))
+        torch.testing.assert_close(neck(x)[0], _pooled(x))
     with neck.disable('suppression'):
         _, maps = neck.forward_with_maps(x)
         assert all(q.abs().max() == 0 for q in maps['suppression']['f2c'])
-        assert not torch.allclose(neck(x), full)
+        assert not torch.allclose(neck(x)[0], full)
     with neck.disable('salience'):
-        assert not torch.allclose(neck(x), full)
+        assert not torch.allclose(neck(x)[0], full)
     assert neck.enabled_parts == ('clues', 'suppression', 'salience')
-    torch.testing.assert_close(neck(x), full)
+    torch.testing.assert_close(neck(x)[0], full)
     with pytest.raises(ValueError, match='unknown part'):
         with neck.disable('dapn'):
             pass
@@ -300,15 +300,15 @@ def test_global_main_path_starts_as_the_backbone_embedding():
         in_channels=[8, 8], out_channels=6, channels=4, main='global')
     grids = [torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2)]
     glob = torch.randn(2, 6, requires_grad=True)
-    out = neck(grids + [glob])
+    out = neck(grids + [glob])[0]
     assert torch.equal(out, glob)  # zero-initialised clue projection
     out.sum().backward()
     assert neck.fuse.weight.grad.abs().sum() > 0  # the clues learn at once
     assert torch.equal(glob.grad, torch.ones_like(glob))
     with neck.disable('clues'):
-        assert torch.equal(neck(grids + [glob]), glob)
+        assert torch.equal(neck(grids + [glob])[0], glob)
     with pytest.raises(ValueError, match='global embedding'):
-        neck(grids)
+        neck(grids)[0]
     with pytest.raises(ValueError, match="main='global' needs `out_channels`"):
         BidirectionalScaleDecoupling(in_channels=[8, 8], main='global')
     with pytest.raises(ValueError, match='`main`'):

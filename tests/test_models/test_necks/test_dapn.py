@@ -29,7 +29,7 @@ def test_shapes_for_several_grids(hw):
     for m in maps['regions'].values():
         assert m.shape == (3, 1, h, w)
     assert maps['scale_weights'].shape == (3, 3)
-    assert neck((grid, glob)).shape == (3, D)
+    assert neck((grid, glob))[0].shape == (3, D)
 
 
 @pytest.mark.parametrize('scale', [1, 2, 3, 4])
@@ -45,16 +45,16 @@ def test_pool_matrix_equals_adaptive_avg_pool(hw, scale):
 def test_identity_on_global_embedding_at_init():
     neck = DualAttentionPerception(in_channels=C, embed_dim=D)
     grid, glob = _inputs()
-    out = neck((grid, glob))
+    out = neck((grid, glob))[0]
     assert torch.equal(out, glob)
     # the gate is a fixed constant, not a parameter (no decay can close it)
     assert 'gate' not in dict(neck.named_parameters())
     neck.init_weights()
-    assert torch.equal(neck((grid, glob)), glob)
+    assert torch.equal(neck((grid, glob))[0], glob)
     # ...but not once the zero-initialised projection has moved
     with torch.no_grad():
         neck.fuse_proj.weight.normal_()
-    assert not torch.allclose(neck((grid, glob)), glob)
+    assert not torch.allclose(neck((grid, glob))[0], glob)
 
 
 def test_attention_weights_are_distributions_and_depend_on_input():
@@ -85,7 +85,7 @@ def test_projection_learns_from_step_one_then_everything_does():
     neck = DualAttentionPerception(in_channels=C, embed_dim=D)
     grid, glob = _inputs()
     grid.requires_grad_(True)
-    out = neck((grid, glob))
+    out = neck((grid, glob))[0]
     out.pow(2).sum().backward()
     # zero projection: no gradient to the grid yet, but the projection
     # gets a full-sized one (gate 1 times LayerNormed features)
@@ -96,7 +96,7 @@ def test_projection_learns_from_step_one_then_everything_does():
         neck.fuse_proj.weight.normal_(std=0.3)
     grid.grad = None
     neck.zero_grad()
-    neck((grid, glob)).pow(2).sum().backward()
+    neck((grid, glob))[0].pow(2).sum().backward()
     assert grid.grad.abs().sum() > 0
     for name in ('spatial_conv.0.weight', 'channel_mlp.0.weight',
                  'region_scorers.2.0.weight', 'scale_gate.0.weight',
@@ -111,23 +111,23 @@ def test_other_fusions_and_branch_switches(fusion):
         in_channels=C, embed_dim=D, fusion=fusion, branches=('region', ),
         region_scales=(2, ), collaborative=False)
     grid, glob = _inputs()
-    out = neck((grid, glob))
+    out = neck((grid, glob))[0]
     assert out.shape == (2, D)
     z = neck.fuse_proj(
         neck.fuse_norms['region'](neck._attend(grid)['region']))
     expected = z if fusion == 'replace' else glob + z
     torch.testing.assert_close(out, expected)
     if fusion == 'replace':
-        assert neck(grid).shape == (2, D)  # no global embedding needed
+        assert neck(grid)[0].shape == (2, D)  # no global embedding needed
 
 
 def test_bad_inputs_give_clear_errors():
     neck = DualAttentionPerception(in_channels=C, embed_dim=D)
     grid, glob = _inputs()
     with pytest.raises(ValueError, match='in_channels=16'):
-        neck((torch.randn(2, C + 1, 7, 7), glob))
+        neck((torch.randn(2, C + 1, 7, 7), glob))[0]
     with pytest.raises(ValueError, match='embed_dim=8'):
-        neck((grid, torch.randn(2, D + 1)))
+        neck((grid, torch.randn(2, D + 1)))[0]
     ctx_only = DualAttentionPerception(
         in_channels=C, embed_dim=D, branches=('context', ))
     assert ctx_only.region_scorers is None and ctx_only.scale_gate is None
@@ -155,17 +155,17 @@ def test_switches_on_the_same_weights():
     with torch.no_grad():
         neck.fuse_proj.weight.normal_()
     grid, glob = _inputs()
-    full = neck((grid, glob))
+    full = neck((grid, glob))[0]
     with neck.disable('dapn'):
-        assert torch.equal(neck((grid, glob)), glob)
+        assert torch.equal(neck((grid, glob))[0], glob)
     with neck.disable('region'):
-        ctx = neck((grid, glob))
+        ctx = neck((grid, glob))[0]
     with neck.disable('context'):
-        reg = neck((grid, glob))
+        reg = neck((grid, glob))[0]
     bias = neck.fuse_proj.bias
     # the branch terms add up: full = glob + (ctx - glob) + (reg - glob) + b
     torch.testing.assert_close(full, ctx + reg - glob - bias)
-    torch.testing.assert_close(neck((grid, glob)), full)
+    torch.testing.assert_close(neck((grid, glob))[0], full)
     replace = DualAttentionPerception(
         in_channels=C, embed_dim=D, fusion='replace')
     with pytest.raises(RuntimeError, match='replace'):
@@ -176,10 +176,10 @@ def test_switches_on_the_same_weights():
 def test_pool_matrices_are_cached_per_dtype():
     neck = DualAttentionPerception(in_channels=C, embed_dim=D)
     grid, glob = _inputs()
-    neck((grid, glob))
+    neck((grid, glob))[0]
     n = len(neck._pool_cache)
     assert n == 3
-    neck((grid, glob))
+    neck((grid, glob))[0]
     assert len(neck._pool_cache) == n  # reused, not rebuilt
     neck.double()((grid.double(), glob.double()))
     assert len(neck._pool_cache) == 2 * n
