@@ -47,8 +47,8 @@ def weights_sha256(model: nn.Module, prefix: int = 16) -> str:
     counter changed).
     """
     state = model.state_dict()
-    # non-tensor entries (a module's ``_extra_state``, e.g. the BiGRU word
-    # list) are part of the identity too, through their json text
+    # non-tensor entries (a module's ``_extra_state``) are part of the
+    # identity too, through their json text
     extra = {n: json.dumps(v, sort_keys=True, default=str)
              for n, v in state.items() if not isinstance(v, torch.Tensor)}
     key = (prefix,

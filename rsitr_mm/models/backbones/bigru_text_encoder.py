@@ -34,8 +34,9 @@ class BiGRUTextEncoder(BaseModule):
     :func:`~rsitr_mm.datasets.vocab.load_or_build_vocab`). The build is
     deterministic (frequency, then alphabetical order).
 
-    The word list is part of the module's state (``_extra_state`` in the
-    state dict), so a checkpoint is self-contained: loading it restores the
+    The word list is part of the module's state (the uint8 buffer
+    ``vocab_bytes``, UTF-8 words one a line), so a checkpoint is
+    self-contained: loading it restores the
     vocabulary it was trained with (and resizes the embedding to it), with
     a warning when that differs from the one built from ``ann_files`` now.
 
@@ -79,6 +80,10 @@ class BiGRUTextEncoder(BaseModule):
                 f"pooling must be 'last' or 'mean', got {pooling!r}.")
         self.vocab: Vocabulary = load_or_build_vocab(vocab_file, ann_files,
                                                      vocab_cache, min_freq)
+        # the word list is saved with the weights (a uint8 buffer, so the
+        # state dict holds tensors only): checkpoints are self-contained
+        self.register_buffer(
+            'vocab_bytes', self._words_to_tensor(self.vocab.idx2word))
         self.embed = nn.Embedding(
             len(self.vocab), word_dim, padding_idx=self.vocab.pad_id)
         self.drop = nn.Dropout(dropout)
@@ -96,23 +101,24 @@ class BiGRUTextEncoder(BaseModule):
         with torch.no_grad():
             self.embed.weight[self.vocab.pad_id].zero_()
 
-    def get_extra_state(self) -> dict:
-        """The word list, saved with the weights (``_extra_state``)."""
-        return dict(idx2word=list(self.vocab.idx2word))
+    @staticmethod
+    def _words_to_tensor(words: List[str]) -> torch.Tensor:
+        """The word list as a uint8 tensor (UTF-8, one word a line)."""
+        data = '\n'.join(words).encode('utf-8')
+        return torch.tensor(list(data), dtype=torch.uint8)
 
-    def set_extra_state(self, state) -> None:
-        """Restore the word list (the embedding was resized in
-        :meth:`_load_from_state_dict`)."""
-        if isinstance(state, dict) and 'idx2word' in state:
-            self.vocab = Vocabulary(state['idx2word'])
+    @staticmethod
+    def _tensor_to_words(data: torch.Tensor) -> List[str]:
+        return bytes(data.cpu().tolist()).decode('utf-8').split('\n')
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        state = state_dict.get(prefix + '_extra_state')
-        if isinstance(state, dict) and isinstance(state.get('idx2word'),
-                                                  list):
-            words = Vocabulary(state['idx2word']).idx2word
+        """Restore the checkpoint's vocabulary (``vocab_bytes``) before the
+        weights, resizing the embedding when it has another size."""
+        data = state_dict.get(prefix + 'vocab_bytes')
+        if isinstance(data, torch.Tensor) and data.dtype == torch.uint8:
+            words = Vocabulary(self._tensor_to_words(data)).idx2word
             if words != self.vocab.idx2word:
                 import warnings
                 warnings.warn(
@@ -127,6 +133,8 @@ class BiGRUTextEncoder(BaseModule):
                         len(words), old.embedding_dim,
                         padding_idx=self.vocab.pad_id).to(
                             device=old.weight.device, dtype=old.weight.dtype)
+            self.vocab_bytes = data.detach().clone().to(
+                self.vocab_bytes.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)

@@ -28,7 +28,7 @@ def test_checkpoint_restores_its_vocabulary(tmp_path):
     ann = _ann(tmp_path / 'a.json', ['two white tanks', 'a road', 'a road'])
     enc = _encoder(ann)
     state = enc.state_dict()
-    assert state['_extra_state']['idx2word'] == enc.vocab.idx2word
+    assert enc._tensor_to_words(state['vocab_bytes']) == enc.vocab.idx2word
     before = enc(['two white tanks near a road'])
     # one caption changed: the rebuilt vocabulary permutes the indices
     ann2 = _ann(tmp_path / 'b.json',
@@ -76,6 +76,7 @@ def test_model_identity_includes_the_vocabulary(tmp_path):
     b = _encoder(_ann(tmp_path / 'b.json', ['two tanks', 'a road']))
     b.load_state_dict(a.state_dict())
     assert weights_sha256(a) == weights_sha256(b)
-    b.vocab.idx2word[2], b.vocab.idx2word[3] = (b.vocab.idx2word[3],
-                                                b.vocab.idx2word[2])
+    words = list(b.vocab.idx2word)
+    words[2], words[3] = words[3], words[2]
+    b.vocab_bytes = b._words_to_tensor(words)
     assert weights_sha256(a) != weights_sha256(b)
