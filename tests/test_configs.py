@@ -18,6 +18,7 @@ from mmpretrain.structures import DataSample
 import rsitr_mm  # noqa: F401
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 from rsitr_mm.models.utils import make_tiny_clip_dir
+from rsitr_mm.models.utils.tiny_towers import localise_tiny, tower_cfg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -51,53 +52,9 @@ def test_every_config_is_covered():
         assert required in names
 
 
-def _tower(enc):
-    """The tower config, inside a PEFT wrapper (``LoRATower``) if any."""
-    return enc['module'] if enc and 'module' in enc else enc
-
-
 def _localise(model_cfg, assets):
     """Swap every pretrained / data-dependent path for a test asset."""
-    for key in ('image_encoder', 'text_encoder'):
-        enc = _tower(model_cfg.get(key))
-        if enc is None:
-            continue
-        if enc.get('type') in ('CLIPVisionBackbone', 'CLIPTextEncoder'):
-            enc['pretrained'] = assets['clip_dir']
-            # the tiny CLIP projects to 32-d instead of ViT-B/32's 512-d
-            model_cfg['embed_dim'] = 32
-        if enc.get('type') == 'BiGRUTextEncoder':
-            enc['ann_files'] = [assets['ann']]
-            enc['vocab_cache'] = None
-            enc['word_dim'] = 16
-        if enc.get('type') == 'ResNet':
-            enc['init_cfg'] = None
-    if _tower(model_cfg['image_encoder']).get('type') == 'CLIPVisionBackbone':
-        # the tiny CLIP has 2 layers of width 32 and projects to 32-d
-        enc = _tower(model_cfg['image_encoder'])
-        enc['out_indices'] = tuple(
-            min(i, 1) if i >= 0 else i for i in enc.get('out_indices', ()))
-        neck = model_cfg.get('image_neck')
-        if neck:
-            if isinstance(neck.get('in_channels'), (list, tuple)):
-                neck['in_channels'] = [32] * len(neck['in_channels'])
-            else:
-                neck['in_channels'] = 32
-            if 'embed_dim' in neck:
-                neck['embed_dim'] = 32
-            if neck.get('main') == 'global':  # BSD on CLIP's embedding
-                neck['out_channels'] = 32
-        for head in model_cfg.get('heads', None) or []:
-            for k in ('in_channels', 'embed_dim'):
-                if k in head:
-                    head[k] = 32
-            if 'semantic_dim' in head:
-                head['semantic_dim'] = 8
-    for head in model_cfg.get('heads', None) or []:
-        for k in ('ann_file', 'priors_file', 'cache_file'):
-            if k in head and head[k] is not None:
-                head[k] = assets['ann'] if k == 'ann_file' else None
-    return model_cfg
+    return localise_tiny(model_cfg, assets['clip_dir'], assets['ann'])
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
@@ -110,7 +67,8 @@ def test_config_builds_and_trains_one_step(path, assets):
     assert cfg.test_cfg.type == 'RSRetrievalTestLoop'
     init_default_scope('mmpretrain')
     model = MODELS.build(_localise(cfg.model.to_dict(), assets))
-    clip_based = _tower(cfg.model.image_encoder).type == 'CLIPVisionBackbone'
+    clip_based = (tower_cfg(cfg.model.image_encoder).type ==
+                  'CLIPVisionBackbone')
     size = 32 if clip_based else 64
     torch.manual_seed(0)
     b = 4

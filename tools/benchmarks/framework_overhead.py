@@ -31,10 +31,12 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import rsitr_mm  # noqa: E402,F401
+from runner_timing import (PreparedBatches, StampHook,  # noqa: E402
+                           first_item)
 from mmengine.config import Config  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
@@ -57,43 +59,6 @@ def parse_args(argv=None):
     p.add_argument('--profile', action='store_true',
                    help='print a cProfile summary of one Runner run')
     return p.parse_args(argv)
-
-
-class _Batches(torch.utils.data.Dataset):
-    """Already collated batches, returned as they are."""
-
-    def __init__(self, batches):
-        self.batches = batches
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, idx):
-        return self.batches[idx]
-
-
-def _first(items):
-    return items[0]
-
-
-class _Stamp(Hook):
-    """Record the time at the very end of every training iteration."""
-    priority = 'LOWEST'
-
-    def __init__(self, sync):
-        self.sync, self.stamps = sync, []
-
-    def before_train_epoch(self, runner):
-        self._stamp()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        self._stamp()
-
-    def _stamp(self):
-        if self.sync:
-            torch.cuda.synchronize()
-        self.stamps.append(time.perf_counter())
 
 
 def build_setup(args, tmp):
@@ -123,9 +88,9 @@ def build_setup(args, tmp):
 def run_runner(cfg, batches, state, args, work_dir):
     model = MODELS.build(cfg.model)
     model.load_state_dict(state)
-    stamp = _Stamp(args.device == 'cuda')
-    loader = DataLoader(_Batches(batches), batch_size=1,
-                        collate_fn=_first)
+    stamp = StampHook(args.device == 'cuda')
+    loader = DataLoader(PreparedBatches(batches), batch_size=1,
+                        collate_fn=first_item)
     optim = copy.deepcopy(cfg.optim_wrapper)
     if args.amp:
         optim.type = 'AmpOptimWrapper'

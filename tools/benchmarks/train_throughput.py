@@ -44,10 +44,12 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import rsitr_mm  # noqa: E402,F401
+from runner_timing import (PreparedBatches, StampHook,  # noqa: E402
+                           first_item)
 from mmengine.config import Config  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
@@ -77,46 +79,12 @@ def parse_args(argv=None):
 def tiny_towers(model_cfg: dict, tmp: str) -> dict:
     """Swap pretrained / data-dependent parts for tiny random ones."""
     from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
-    from rsitr_mm.models.utils import make_tiny_clip_dir
+    from rsitr_mm.models.utils import localise_tiny, make_tiny_clip_dir
     ann = generate_synthetic_dataset(
         osp.join(tmp, 'synth'), num_images=12, image_size=32, seed=0,
         split=(8, 2, 2), progress=False)
-    clip_dir = None
-    for key in ('image_encoder', 'text_encoder'):
-        enc = model_cfg.get(key) or {}
-        if enc.get('type') in ('CLIPVisionBackbone', 'CLIPTextEncoder'):
-            clip_dir = clip_dir or make_tiny_clip_dir(osp.join(tmp, 'clip'))
-            enc['pretrained'] = clip_dir
-            model_cfg['embed_dim'] = 32
-        if enc.get('type') == 'BiGRUTextEncoder':
-            enc['ann_files'] = [ann]
-            enc['vocab_cache'] = None
-            enc['word_dim'] = 16
-        if enc.get('type') == 'ResNet':
-            enc['init_cfg'] = None
-    if model_cfg['image_encoder'].get('type') == 'CLIPVisionBackbone':
-        enc = model_cfg['image_encoder']
-        enc['out_indices'] = tuple(
-            min(i, 1) if i >= 0 else i for i in enc.get('out_indices', ()))
-        neck = model_cfg.get('image_neck')
-        if neck:
-            if isinstance(neck.get('in_channels'), (list, tuple)):
-                neck['in_channels'] = [32] * len(neck['in_channels'])
-            else:
-                neck['in_channels'] = 32
-            if 'embed_dim' in neck:
-                neck['embed_dim'] = 32
-        for head in model_cfg.get('heads', None) or []:
-            for k in ('in_channels', 'embed_dim'):
-                if k in head:
-                    head[k] = 32
-            if 'semantic_dim' in head:
-                head['semantic_dim'] = 8
-    for head in model_cfg.get('heads', None) or []:
-        for k in ('ann_file', 'priors_file', 'cache_file'):
-            if k in head and head[k] is not None:
-                head[k] = ann if k == 'ann_file' else None
-    return model_cfg
+    return localise_tiny(model_cfg, make_tiny_clip_dir(osp.join(tmp, 'clip')),
+                         ann)
 
 
 def make_batches(n: int, batch_size: int, size: int, seed: int = 0):
@@ -136,45 +104,10 @@ def make_batches(n: int, batch_size: int, size: int, seed: int = 0):
     return batches
 
 
-class _Batches(torch.utils.data.Dataset):
-
-    def __init__(self, batches):
-        self.batches = batches
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, idx):
-        return self.batches[idx]
-
-
-def _first(items):
-    return items[0]
-
-
-class _Stamp(Hook):
-    priority = 'LOWEST'
-
-    def __init__(self, sync):
-        self.sync, self.stamps = sync, []
-
-    def before_train_epoch(self, runner):
-        self._stamp()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        self._stamp()
-
-    def _stamp(self):
-        if self.sync:
-            torch.cuda.synchronize()
-        self.stamps.append(time.perf_counter())
-
-
 def run_runner(cfg, model_cfg, state, batches, precision, args, work_dir):
     model = MODELS.build(copy.deepcopy(model_cfg))
     model.load_state_dict(state)
-    stamp = _Stamp(args.device == 'cuda')
+    stamp = StampHook(args.device == 'cuda')
     optim = copy.deepcopy(cfg.optim_wrapper)
     if precision != 'fp32':
         optim.type = 'AmpOptimWrapper'
@@ -183,8 +116,8 @@ def run_runner(cfg, model_cfg, state, batches, precision, args, work_dir):
             optim.loss_scale = 'dynamic'
     runner = Runner(
         model=model, work_dir=work_dir,
-        train_dataloader=DataLoader(_Batches(batches), batch_size=1,
-                                    collate_fn=_first),
+        train_dataloader=DataLoader(PreparedBatches(batches), batch_size=1,
+                                    collate_fn=first_item),
         optim_wrapper=optim,
         param_scheduler=copy.deepcopy(cfg.get('param_scheduler')),
         train_cfg=dict(by_epoch=True, max_epochs=1),

@@ -1,0 +1,68 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Swap a shipped model config's pretrained / data-dependent parts for tiny
+random ones, so any config builds and trains offline at CI size (the config
+tests and the CI-size mode of ``tools/benchmarks/train_throughput.py``)."""
+from typing import Optional
+
+
+def tower_cfg(enc: Optional[dict]) -> Optional[dict]:
+    """The tower config, inside a PEFT wrapper (``LoRATower``) if any."""
+    return enc['module'] if enc and 'module' in enc else enc
+
+
+def localise_tiny(model_cfg: dict, clip_dir: str, ann_file: str) -> dict:
+    """Point a model config at tiny assets, in place.
+
+    CLIP towers load ``clip_dir`` (a tiny CLIP of 2 layers, width 32,
+    projecting to 32-d, see :func:`make_tiny_clip_dir`) and every width that
+    follows from CLIP's becomes 32; BiGRU vocabularies and OSFCM priors are
+    built from ``ann_file``; ResNets start from random weights.
+
+    Args:
+        model_cfg (dict): A retriever config (``cfg.model.to_dict()``).
+        clip_dir (str): A tiny CLIP directory.
+        ann_file (str): A small Karpathy json.
+
+    Returns:
+        dict: ``model_cfg``.
+    """
+    for key in ('image_encoder', 'text_encoder'):
+        enc = tower_cfg(model_cfg.get(key))
+        if enc is None:
+            continue
+        if enc.get('type') in ('CLIPVisionBackbone', 'CLIPTextEncoder'):
+            enc['pretrained'] = clip_dir
+            # the tiny CLIP projects to 32-d instead of ViT-B/32's 512-d
+            model_cfg['embed_dim'] = 32
+        if enc.get('type') == 'BiGRUTextEncoder':
+            enc['ann_files'] = [ann_file]
+            enc['vocab_cache'] = None
+            enc['word_dim'] = 16
+        if enc.get('type') == 'ResNet':
+            enc['init_cfg'] = None
+    enc = tower_cfg(model_cfg['image_encoder'])
+    if enc.get('type') == 'CLIPVisionBackbone':
+        # the tiny CLIP has 2 layers of width 32 and projects to 32-d
+        enc['out_indices'] = tuple(
+            min(i, 1) if i >= 0 else i for i in enc.get('out_indices', ()))
+        neck = model_cfg.get('image_neck')
+        if neck:
+            if isinstance(neck.get('in_channels'), (list, tuple)):
+                neck['in_channels'] = [32] * len(neck['in_channels'])
+            else:
+                neck['in_channels'] = 32
+            if 'embed_dim' in neck:
+                neck['embed_dim'] = 32
+            if neck.get('main') == 'global':  # BSD on CLIP's embedding
+                neck['out_channels'] = 32
+        for head in model_cfg.get('heads', None) or []:
+            for k in ('in_channels', 'embed_dim'):
+                if k in head:
+                    head[k] = 32
+            if 'semantic_dim' in head:
+                head['semantic_dim'] = 8
+    for head in model_cfg.get('heads', None) or []:
+        for k in ('ann_file', 'priors_file', 'cache_file'):
+            if k in head and head[k] is not None:
+                head[k] = ann_file if k == 'ann_file' else None
+    return model_cfg
