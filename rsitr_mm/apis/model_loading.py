@@ -47,22 +47,14 @@ def weights_sha256(model: nn.Module, prefix: int = 16) -> str:
     counter changed).
     """
     state = model.state_dict()
-    # non-tensor entries (a module's ``_extra_state``) are part of the
-    # identity too, through their json text
-    extra = {n: json.dumps(v, sort_keys=True, default=str)
-             for n, v in state.items() if not isinstance(v, torch.Tensor)}
     key = (prefix,
            tuple((n, t.data_ptr(), t._version, str(t.dtype), tuple(t.shape))
-                 if isinstance(t, torch.Tensor) else (n, extra[n])
                  for n, t in state.items()))
     cached = getattr(model, '_rsitr_weights_sha256', None)
     if cached is not None and cached[0] == key:
         return cached[1]
     digest = hashlib.sha256()
     for name, tensor in state.items():
-        if name in extra:
-            digest.update(f'{name}|{extra[name]}'.encode())
-            continue
         t = tensor.detach().cpu().contiguous()
         digest.update(f'{name}|{t.dtype}|{tuple(t.shape)}'.encode())
         if t.dtype == torch.bfloat16:
