@@ -1,7 +1,10 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """Config preparation shared by ``tools/train.py`` and ``tools/test.py``."""
+import functools
+import logging
 import os
 import os.path as osp
+import re
 from copy import deepcopy
 from typing import Dict, Optional
 
@@ -102,20 +105,77 @@ def apply_tf32(cfg: Config) -> None:
     torch.backends.cudnn.allow_tf32 = allow
 
 
+class CPUProcessCountFilter(logging.Filter):
+    """Make mmengine's environment record true on a machine without GPUs.
+
+    ``Runner._log_env`` always reports ``GPU number: <world size>``; on a
+    CPU run that line names GPUs that do not exist. This filter rewrites
+    exactly that line of exactly that record (the one holding ``Runtime
+    environment:``) into ``Processes: N (CPU)`` or ``Processes: N (CPU,
+    gloo)``; every other record passes unchanged.
+    """
+
+    _line = re.compile(r'^(\s*)GPU number: (\d+)$', re.MULTILINE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        if isinstance(msg, str) and 'Runtime environment:' in msg:
+            what = 'CPU'
+            if torch_dist.is_available() and torch_dist.is_initialized():
+                what = f'CPU, {torch_dist.get_backend()}'
+            record.msg = self._line.sub(rf'\1Processes: \2 ({what})', msg)
+        return True
+
+
+def describe_cpu_processes() -> None:
+    """Install :class:`CPUProcessCountFilter` around ``Runner._log_env``.
+
+    The filter is attached to the runner's logger only while the runner
+    logs its environment, so no other record is touched. Idempotent;
+    called by :func:`setup_launcher` when no GPU is usable.
+    """
+    from mmengine.runner import Runner
+    original = Runner._log_env
+    if getattr(original, '_rsitr_cpu_processes', False):
+        return
+
+    @functools.wraps(original)
+    def _log_env(self, env_cfg: dict) -> None:
+        log_filter = CPUProcessCountFilter()
+        self.logger.addFilter(log_filter)
+        try:
+            original(self, env_cfg)
+        finally:
+            self.logger.removeFilter(log_filter)
+
+    _log_env._rsitr_cpu_processes = True
+    Runner._log_env = _log_env
+
+
 def setup_launcher(cfg: Config, launcher: str) -> None:
     """Prepare ``cfg`` for ``launcher``, CPU-only machines included.
 
     With ``launcher='pytorch'`` (``torchrun``) and no usable GPU, mmengine
     would call ``torch.cuda.set_device`` and wrap the model with GPU
     ``device_ids``. Here we initialise a gloo process group ourselves (the
-    Runner then skips its own init) and select :class:`CPUFriendlyDDP`.
+    Runner then skips its own init), select :class:`CPUFriendlyDDP` and set
+    ``env_cfg.dist_cfg.backend='gloo'``, so the config the Runner logs and
+    dumps says what runs. Without a GPU the Runner's environment record
+    reports processes, not a "GPU number" (:func:`describe_cpu_processes`).
     With GPUs nothing changes (nccl, mmengine's defaults).
     """
     cfg.launcher = launcher
-    if launcher != 'pytorch' or torch.cuda.is_available():
+    if torch.cuda.is_available():
+        return
+    describe_cpu_processes()
+    if launcher != 'pytorch':
         return
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
+    env_cfg = dict(cfg.get('env_cfg', None) or {})
+    env_cfg['dist_cfg'] = dict(env_cfg.get('dist_cfg', None) or {},
+                               backend='gloo')
+    cfg.env_cfg = env_cfg
     wrapper = dict(cfg.get('model_wrapper_cfg', None) or {})
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters',
@@ -194,7 +254,6 @@ def finish_distributed() -> None:
         torch_dist.barrier()
         torch_dist.destroy_process_group()
         return
-    import logging
     import sys
     torch_dist.barrier()
     torch_dist.destroy_process_group()

@@ -151,6 +151,10 @@ def test_two_processes_match_one_process_within_tolerance(setup):
                 PYTHON=sys.executable,
                 PORT=str(29700 + os.getpid() % 500))
     assert 'Distributed training: True' in log2, log2[-3000:]
+    # the log says what runs: CPU processes on gloo, no GPUs, no nccl
+    assert 'Processes: 2 (CPU, gloo)' in log2, log2[-3000:]
+    assert "backend='gloo'" in log2
+    assert "'nccl'" not in log2 and 'GPU number' not in log2
     l1, l2 = _losses(log1), _losses(log2)
     assert len(l1) == len(l2) == 3 * 12  # same number of steps
     for losses in (l1, l2):

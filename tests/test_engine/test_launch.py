@@ -51,3 +51,76 @@ def test_tf32_switch(monkeypatch):
 def test_finish_distributed_without_process_group_is_a_no_op():
     launch.finish_distributed()
     assert launch.finish_cpu_distributed is launch.finish_distributed
+
+
+def test_cpu_run_logs_processes_not_gpus(tmp_path, monkeypatch):
+    """A CPU run's environment record says processes, never "GPU number";
+    other records pass unchanged."""
+    import logging
+    record = logging.LogRecord(
+        'mmengine', logging.INFO, __file__, 1,
+        '\nRuntime environment:\n    seed: 0\n    GPU number: 2\n', None,
+        None)
+    other = logging.LogRecord('mmengine', logging.INFO, __file__, 1,
+                              'GPU number: 2', None, None)
+    log_filter = launch.CPUProcessCountFilter()
+    assert log_filter.filter(record) and log_filter.filter(other)
+    assert 'GPU number' not in record.msg
+    assert '    Processes: 2 (CPU)\n' in record.msg
+    assert other.msg == 'GPU number: 2'
+
+    if torch.cuda.is_available():
+        pytest.skip('the rewrite only applies without a GPU')
+    from mmengine.logging import MMLogger
+    from mmengine.runner import Runner
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    launch.setup_launcher(cfg, 'none')
+    assert cfg.launcher == 'none'
+    runner = Runner.__new__(Runner)  # only what _log_env reads
+    runner.logger = MMLogger.get_instance(
+        'test_cpu_env_log', log_file=str(tmp_path / 'env.log'))
+    runner._randomness_cfg, runner._seed = {}, 0
+    runner._launcher, runner._distributed, runner._world_size = \
+        'none', False, 1
+    runner.cfg = Config()
+    runner._log_env(dict(cudnn_benchmark=False))
+    log = (tmp_path / 'env.log').read_text()
+    assert 'Processes: 1 (CPU)' in log and 'GPU number' not in log
+    assert not runner.logger.filters  # only during that record
+    launch.describe_cpu_processes()  # idempotent: wrapped once
+    assert Runner._log_env.__wrapped__.__name__ == '_log_env'
+    assert not hasattr(Runner._log_env.__wrapped__, '__wrapped__')
+
+
+def test_cpu_pytorch_launcher_dumps_the_gloo_backend(monkeypatch):
+    """``--launcher pytorch`` without a GPU: the config the Runner logs and
+    dumps names gloo, the backend that runs."""
+    if torch.cuda.is_available():
+        pytest.skip('GPU runs keep nccl')
+    import socket
+
+    import torch.distributed as dist
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    for key, value in dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
+                           RANK='0', WORLD_SIZE='1').items():
+        monkeypatch.setenv(key, value)
+    cfg = Config(dict(env_cfg=dict(cudnn_benchmark=False,
+                                   dist_cfg=dict(backend='nccl'))))
+    try:
+        launch.setup_launcher(cfg, 'pytorch')
+        assert dist.get_backend() == 'gloo'
+        assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+        assert cfg.env_cfg.cudnn_benchmark is False  # the rest kept
+        assert cfg.model_wrapper_cfg.type == 'CPUFriendlyDDP'
+        assert "backend='nccl'" not in cfg.pretty_text
+        import logging
+        record = logging.LogRecord(
+            'mmengine', logging.INFO, __file__, 1,
+            'Runtime environment:\n    GPU number: 1', None, None)
+        launch.CPUProcessCountFilter().filter(record)
+        assert record.msg.endswith('Processes: 1 (CPU, gloo)')
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
