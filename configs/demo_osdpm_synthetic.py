@@ -2,7 +2,7 @@
 # dual encoder (ViT 64 px / patch 8, width 64, 4 layers; text transformer
 # with the real CLIP BPE tokenizer) + DAPN + OSFCM + contrastive loss.
 # There are no pretrained weights at this scale: `clip_path` is a randomly
-# initialised CLIP directory that tools/analysis/run_demo_ablation.py
+# initialised CLIP directory that tools/analysis_tools/run_demo_ablation.py
 # creates (rsitr_mm.models.utils.make_tiny_clip_dir), so every ablation row
 # starts from the same weights.
 _base_ = ['./demo_tinycnn-bigru_synthetic.py']

@@ -1,6 +1,6 @@
 # SSJDN at demo scale (generated scenes, CPU): TinyCNN stages 2-4 -> BSD,
 # BiGRU text encoder, LSD head on the 10 scene classes, STL loss. Used by
-# tools/analysis/run_demo_ablation.py --method ssjdn.
+# tools/analysis_tools/run_demo_ablation.py --method ssjdn.
 _base_ = ['./demo_tinycnn-bigru_synthetic.py']
 
 model = dict(

@@ -91,8 +91,12 @@ def draw_attention_maps(image: ArrayLike,
                         out_file: str,
                         alpha: float = 0.5,
                         title: Optional[str] = None,
-                        dpi: int = 100) -> str:
+                        dpi: int = 100,
+                        cmap: str = 'jet') -> str:
     """Save a figure: the image, its spatial map and each region-scale map.
+
+    Every map is min-max normalised on its own before it is overlaid; one
+    colour bar (0 = the map's minimum, 1 = its maximum) reads all of them.
 
     Args:
         image: (H, W, 3) uint8 image (RGB).
@@ -106,17 +110,21 @@ def draw_attention_maps(image: ArrayLike,
         alpha (float): Heat-map opacity. Defaults to 0.5.
         title (str, optional): Figure title.
         dpi (int): Figure resolution. Defaults to 100.
+        cmap (str): Matplotlib colour map of the heat maps. Defaults to
+            ``'jet'``.
 
     Returns:
         str: ``out_file``.
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     img = _as_image(image)
     panels = [('image', img)]
     if maps.get('spatial') is not None:
         panels.append(('spatial attention',
-                       overlay_heatmap(img, maps['spatial'], alpha)))
+                       overlay_heatmap(img, maps['spatial'], alpha, cmap)))
     regions = maps.get('regions') or {}
     weights = maps.get('scale_weights')
     weights = None if weights is None else _to_numpy(weights).reshape(
@@ -125,20 +133,25 @@ def draw_attention_maps(image: ArrayLike,
         name = f'regions {scale}x{scale}'
         if weights is not None and i < len(weights):
             name += f' (w={weights[i]:.2f})'
-        panels.append((name, overlay_heatmap(img, heat, alpha)))
+        panels.append((name, overlay_heatmap(img, heat, alpha, cmap)))
     for name, heat in (maps.get('extra') or {}).items():
-        panels.append((str(name), overlay_heatmap(img, heat, alpha)))
+        panels.append((str(name), overlay_heatmap(img, heat, alpha, cmap)))
 
     # A bare Figure renders with Agg and never touches pyplot's backend.
-    fig = Figure(figsize=(3 * len(panels), 3.3))
+    fig = Figure(figsize=(3 * len(panels) + 0.8, 3.3), layout='constrained')
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (name, pic) in zip(axes[0], panels):
         ax.imshow(pic)
         ax.set_title(name, fontsize=9)
         ax.axis('off')
+    if len(panels) > 1:  # the heat maps share one 0..1 scale
+        bar = fig.colorbar(
+            ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap),
+            ax=list(axes[0][1:]), shrink=0.8, pad=0.02)
+        bar.set_label('weight (min-max per map)', fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     dirname = osp.dirname(osp.abspath(out_file))
     os.makedirs(dirname, exist_ok=True)
     fig.savefig(out_file, dpi=dpi)

@@ -1,6 +1,7 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """Run one image through a retriever's image branch and collect the maps."""
-from typing import Dict, Tuple
+import os.path as osp
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -45,3 +46,39 @@ def neck_maps_of_image(model: torch.nn.Module,
     if isinstance(feats, torch.Tensor):
         feats = (feats, )
     return neck.forward_with_maps(feats)
+
+
+def load_test_image(model: torch.nn.Module,
+                    path: str,
+                    img_size: Optional[int] = None) -> np.ndarray:
+    """Read one image as the model sees it at test time.
+
+    The image goes through the model's test pipeline
+    (``test_dataloader.dataset.pipeline`` without ``PackInputs``, see
+    :func:`rsitr_mm.apis.model_loading.get_test_pipeline`; load only when
+    the config has no test dataloader), whatever split the caller draws.
+
+    Args:
+        model (nn.Module): a retriever from
+            :func:`rsitr_mm.apis.init_retriever`.
+        path (str): image file.
+        img_size (int, optional): resize the pipeline's output to this
+            square size (e.g. for a config without a test pipeline).
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 image in the pipeline's channel order
+        (BGR for ``LoadImageFromFile``), ready for
+        :func:`neck_maps_of_image`.
+    """
+    import mmcv
+
+    from rsitr_mm.apis.model_loading import build_image_loader, model_pipeline
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image {path!r} does not exist')
+    image = build_image_loader(model_pipeline(model))(path)
+    image = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    if img_size:
+        image = mmcv.imresize(image, (img_size, img_size))
+    return image

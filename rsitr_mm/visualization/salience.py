@@ -77,7 +77,9 @@ def draw_salience_maps(image: ImageLike,
     The grid has one row per (direction, kind) -- for each direction in
     ``maps['salience']`` a salience row then a suppression row -- and
     ``1 + S`` columns: the input image, then scale ``s = 0..S-1`` in the
-    neck's input order, each map upsampled to the image and overlaid.
+    neck's input order, each map upsampled to the image and overlaid. The
+    maps are drawn on their own scale (values in ``[0, 1]``, not
+    normalised per map), read by one colour bar.
 
     Args:
         image (Tensor | ndarray): ``(3, H, W)`` tensor (optionally with a
@@ -99,6 +101,8 @@ def draw_salience_maps(image: ImageLike,
         matplotlib.figure.Figure: the figure (``rows * cols`` axes).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     if not isinstance(maps, dict) or 'salience' not in maps:
@@ -117,7 +121,8 @@ def draw_salience_maps(image: ImageLike,
     num_scales = max(len(r[1]) for r in rows)
     n_rows, n_cols = len(rows), 1 + num_scales
 
-    fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows))
+    fig = Figure(figsize=(panel_size * n_cols + 0.8, panel_size * n_rows),
+                 layout='constrained')
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, (name, row_maps) in enumerate(rows):
@@ -141,9 +146,13 @@ def draw_salience_maps(image: ImageLike,
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
+    bar = fig.colorbar(
+        ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap),
+        ax=[ax for row in axes for ax in row[1:]], shrink=0.8, pad=0.02)
+    bar.set_label('map value', fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     if out_file is not None:
         fig.savefig(out_file, dpi=100)
     return fig

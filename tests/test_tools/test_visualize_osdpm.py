@@ -51,6 +51,25 @@ def test_draw_attention_maps_from_random_tensors(tmp_path):
     assert img.shape[1] > 4 * img.shape[0]
 
 
+def test_attention_maps_have_one_colour_bar(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+    saved = []
+    monkeypatch.setattr(Figure, 'savefig',
+                        lambda fig, *a, **k: saved.append(fig))
+    neck = DualAttentionPerception(in_channels=8, embed_dim=4,
+                                   region_scales=(1, 2))
+    _, maps = neck.forward_with_maps((torch.randn(1, 8, 7, 7),
+                                      torch.randn(1, 4)))
+    draw_attention_maps(torch.rand(3, 32, 32), maps,
+                        str(tmp_path / 'att.png'))
+    fig, = saved
+    # image, spatial, 2 region scales, then the colour bar of the 3 maps
+    assert len(fig.axes) == 5
+    bar = fig.axes[-1]
+    assert bar.get_ylabel() == 'weight (min-max per map)'
+    assert bar.get_ylim() == (0.0, 1.0)
+
+
 def test_pca_and_tsne_separate_clusters(tmp_path):
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 16)) * 6
@@ -170,7 +189,7 @@ test_dataloader = dict(
 
 
 def test_object_vocab_tool(toy_data, tmp_path, capsys):
-    tool = _load_tool('analysis/object_vocab.py')
+    tool = _load_tool('analysis_tools/object_vocab.py')
     save = str(tmp_path / 'priors.npz')
     assert tool.main([str(toy_data / 'ann.json'), '--split', 'all',
                       '--top-k', '4', '--save', save]) == 0
@@ -184,21 +203,25 @@ def test_object_vocab_tool(toy_data, tmp_path, capsys):
 
 
 def test_visualize_attention_tool(toy_data, tmp_path, capsys):
-    tool = _load_tool('visualize_attention.py')
+    tool = _load_tool('visualization/visualize_attention.py')
     config = _write_config(tmp_path, toy_data)
     out = str(tmp_path / 'att.png')
-    assert tool.main([str(toy_data / 'images' / 'ship_1.png'), config,
-                      '--img-size', '32', '--out', out]) == 0
+    image = str(toy_data / 'images' / 'ship_1.png')
+    with pytest.raises(SystemExit):  # no checkpoint, no --random-init
+        tool.main([config, image, '--out', out])
+    assert 'CHECKPOINT is missing' in capsys.readouterr().err
+    # the test pipeline (Resize 32) sizes the image: no --img-size needed
+    assert tool.main([config, image, '--random-init', '--out', out]) == 0
     assert _is_png(out)
     assert 'scale weights 1x1' in capsys.readouterr().out
 
 
 def test_visualize_embeddings_tool(toy_data, tmp_path, capsys):
-    tool = _load_tool('visualize_embeddings.py')
+    tool = _load_tool('visualization/visualize_embeddings.py')
     config = _write_config(tmp_path, toy_data)
     out = str(tmp_path / 'emb.png')
-    assert tool.main([config, 'none', '--out', out, '--split', 'test',
-                      '--max-images', '10', '--method', 'pca']) == 0
+    assert tool.main([config, '--random-init', '--out', out, '--split',
+                      'test', '--max-images', '10', '--method', 'pca']) == 0
     assert _is_png(out)
     text = capsys.readouterr().out
     assert '3 images' in text and '0 without object prior' in text
@@ -206,3 +229,56 @@ def test_visualize_embeddings_tool(toy_data, tmp_path, capsys):
     feats = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
     assert tool.knn_agreement(feats, labels, k=1) == 1.0
     assert tool.knn_agreement(feats, np.array([0, 1, 0, 1]), k=1) == 0.0
+
+
+def test_visualize_embeddings_uses_the_test_pipeline_for_train(
+        toy_data, tmp_path, capsys):
+    """The train split is drawn with the test pipeline: its own pipeline
+    (here one that cannot even be built) is never used."""
+    tool = _load_tool('visualization/visualize_embeddings.py')
+    config = _write_config(tmp_path, toy_data)
+    with open(config, 'a') as f:
+        f.write("""
+train_dataloader = dict(
+    batch_size=2, num_workers=0,
+    dataset=dict(
+        type='RSRetrievalDataset', data_root='{root}', ann_file='ann.json',
+        data_prefix=dict(img_path='images'), split='train',
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='NoSuchAugmentation')]),
+    sampler=dict(type='DefaultSampler', shuffle=True))
+""".format(root=toy_data))
+    out = str(tmp_path / 'emb_train.png')
+    assert tool.main([config, '--random-init', '--out', out, '--split',
+                      'train', '--method', 'pca']) == 0
+    assert '3 images' in capsys.readouterr().out
+
+
+def test_old_tool_paths_forward(toy_data, tmp_path, monkeypatch, capsys):
+    """The old command lines (paths and argument order) keep working."""
+    import runpy
+    import sys
+    config = _write_config(tmp_path, toy_data)
+    image = str(toy_data / 'images' / 'ship_1.png')
+    runs = [
+        ('visualize_attention.py',
+         [image, config, '--out', str(tmp_path / 'a.png')],
+         'visualization/visualize_attention.py'),
+        ('visualize_embeddings.py',
+         [config, 'none', '--out', str(tmp_path / 'e.png'), '--method',
+          'pca'], 'visualization/visualize_embeddings.py'),
+        ('analysis/object_vocab.py',
+         [str(toy_data / 'ann.json'), '--split', 'all', '--top-k', '4'],
+         'analysis_tools/object_vocab.py'),
+    ]
+    for old, argv, new in runs:
+        path = osp.join(TOOLS, old)
+        monkeypatch.setattr(sys, 'argv', [path] + argv)
+        with pytest.raises(SystemExit) as exc:
+            runpy.run_path(path, run_name='__main__')
+        assert exc.value.code == 0, old
+        captured = capsys.readouterr()
+        assert f'moved to tools/{new}' in captured.err, old
+        assert captured.out, old
+    assert _is_png(str(tmp_path / 'a.png'))
+    assert _is_png(str(tmp_path / 'e.png'))

@@ -1,6 +1,7 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 import importlib.util
 import os.path as osp
+import runpy
 import sys
 
 import mmcv
@@ -12,10 +13,11 @@ from mmengine.model import BaseModule
 
 import rsitr_mm  # noqa: F401  (registers the modules)
 from mmpretrain.registry import MODELS
+from rsitr_mm.apis import init_retriever
 
-TOOL = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
-    'visualize_salience.py')
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(REPO, 'tools', 'visualization', 'visualize_salience.py')
+OLD_TOOL = osp.join(REPO, 'tools', 'visualize_salience.py')
 
 
 @MODELS.register_module(force=True)
@@ -58,30 +60,69 @@ def _load_tool():
     return module
 
 
-def test_tool_writes_png(tmp_path, monkeypatch):
-    tool = _load_tool()
+def _files(tmp_path):
     cfg_file = tmp_path / 'cfg.py'
     cfg_file.write_text(CONFIG)
     img_file = tmp_path / 'scene.png'
     mmcv.imwrite((np.random.rand(48, 40, 3) * 255).astype(np.uint8),
                  str(img_file))
-    # a checkpoint of the same model, to exercise --checkpoint
-    model = tool.build_model(str(cfg_file))
+    return str(cfg_file), str(img_file)
+
+
+def test_tool_writes_png(tmp_path, capsys):
+    tool = _load_tool()
+    cfg_file, img_file = _files(tmp_path)
+    # a checkpoint of the same model: CONFIG CHECKPOINT IMAGE
+    model = init_retriever(cfg_file)
     ckpt = tmp_path / 'model.pth'
     torch.save(dict(state_dict=model.state_dict()), str(ckpt))
     out = tmp_path / 'maps.png'
-    monkeypatch.setattr(sys, 'argv', [
-        'visualize_salience.py',
-        str(img_file),
-        str(cfg_file), '--checkpoint',
-        str(ckpt), '--out',
-        str(out), '--img-size', '32'
-    ])
-    tool.main()
+    assert tool.main([cfg_file, str(ckpt), img_file, '--out', str(out),
+                      '--img-size', '32']) == 0
     assert out.is_file() and out.stat().st_size > 0
-    image = mmcv.imread(str(img_file))
+    # 2 directions x (salience, suppression) rows x (image + 3 scales)
+    assert '(16 panels)' in capsys.readouterr().out
+    image = mmcv.imread(img_file)
     _, maps = tool.compute_maps(model.eval(), image)
     assert [m.shape[-1] for m in maps['salience']['f2c']] == [10, 5, 3]
+
+
+def test_tool_refuses_a_missing_checkpoint(tmp_path, capsys):
+    tool = _load_tool()
+    cfg_file, img_file = _files(tmp_path)
+    out = str(tmp_path / 'maps.png')
+    for argv, message in (
+        ([cfg_file, img_file], 'CHECKPOINT is missing'),
+        ([cfg_file, str(tmp_path / 'no.pth'), img_file], 'does not exist'),
+        ([cfg_file, img_file, img_file, '--random-init'], 'not both'),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            tool.main(argv + ['--out', out])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and '--random-init' in err
+    assert not osp.exists(out)
+    # an untrained model on purpose
+    assert tool.main([cfg_file, img_file, '--random-init', '--out', out,
+                      '--img-size', '32']) == 0
+    assert osp.isfile(out)
+
+
+def test_old_path_and_order_forward(tmp_path, monkeypatch, capsys):
+    """``tools/visualize_salience.py IMAGE CONFIG`` (no checkpoint: an
+    untrained model, as it always did) still works."""
+    cfg_file, img_file = _files(tmp_path)
+    out = tmp_path / 'old.png'
+    monkeypatch.setattr(sys, 'argv', [
+        OLD_TOOL, img_file, cfg_file, '--out', str(out), '--img-size', '32'
+    ])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(OLD_TOOL, run_name='__main__')
+    assert exc.value.code == 0
+    captured = capsys.readouterr()
+    assert 'moved to tools/visualization/visualize_salience.py' in \
+        captured.err
+    assert out.is_file() and 'panels' in captured.out
 
 
 def test_tool_rejects_neck_without_maps(tmp_path):

@@ -3,7 +3,7 @@
 
 Usage::
 
-    python tools/analysis/object_vocab.py ANN_FILE [--split train] \
+    python tools/analysis_tools/object_vocab.py ANN_FILE [--split train] \
         [--top-k 50] [--class-field class] [--per-class 5] \
         [--extra-nouns NOUN ...] [--save PRIORS.npz]
 

@@ -6,8 +6,8 @@ scored on the held-out test split with the weights of its LAST epoch (no
 checkpoint is picked on the test set). Prints a Markdown table and writes
 it to ``--out`` if given.
 
-    python tools/analysis/run_demo_ablation.py --method ssjdn --epochs 6
-    python tools/analysis/run_demo_ablation.py --method osdpm --epochs 6
+    python tools/analysis_tools/run_demo_ablation.py --method ssjdn --epochs 6
+    python tools/analysis_tools/run_demo_ablation.py --method osdpm --epochs 6
 """
 import argparse
 import os.path as osp

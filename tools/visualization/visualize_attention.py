@@ -3,14 +3,23 @@
 
 Usage::
 
-    python tools/visualize_attention.py IMAGE CONFIG [--checkpoint CKPT] \
-        --out OUT.png [--img-size 224] [--device cpu] [--alpha 0.5]
+    python tools/visualization/visualize_attention.py CONFIG CHECKPOINT \
+        IMAGE --out OUT.png [--img-size S] [--alpha 0.5] [--device cpu]
+    # an untrained model (to check a config): no CHECKPOINT
+    python tools/visualization/visualize_attention.py CONFIG IMAGE \
+        --random-init --out OUT.png
 
 The model is built from CONFIG (``mmengine.Config`` + mmpretrain's
-``MODELS``); the image goes through the model's data preprocessor,
+``MODELS``) and CHECKPOINT is loaded strictly. The image is read with the
+config's test pipeline (as ``tools/test.py`` reads it; ``--img-size`` resizes
+the result) and goes through the model's data preprocessor,
 ``image_encoder`` and ``image_neck.forward_with_maps``. The PNG shows the
 image, DAPN's spatial attention and, for each region scale, the weight of each
-grid cell in that scale's region feature (with the scale's dynamic weight).
+grid cell in that scale's region feature (with the scale's dynamic weight),
+each map min-max normalised and read by one colour bar.
+
+(``tools/visualize_attention.py IMAGE CONFIG [--checkpoint CKPT]``, the old
+path and order, still works and forwards here.)
 """
 import argparse
 import os.path as osp
@@ -18,45 +27,34 @@ import sys
 from typing import List, Optional
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
-from rsitr_mm.apis import init_retriever
-from rsitr_mm.visualization.neck_maps import neck_maps_of_image
 import mmcv
 import torch
-from mmengine.config import DictAction
 
+from rsitr_mm.apis import init_retriever
 from rsitr_mm.visualization.attention import draw_attention_maps
+from rsitr_mm.visualization.neck_maps import (load_test_image,
+                                              neck_maps_of_image)
+from rsitr_mm.visualization.tool_args import (add_model_args,
+                                              checked_checkpoint)
+
+USAGE = 'CONFIG CHECKPOINT IMAGE'
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Visualise the attention maps of a DAPN neck')
+    add_model_args(parser)
     parser.add_argument('image', help='image file')
-    parser.add_argument('config', help='model config file')
-    parser.add_argument('--checkpoint', help='checkpoint to load')
     parser.add_argument('--out', required=True, help='output PNG path')
     parser.add_argument(
         '--img-size',
         type=int,
         default=None,
-        help='resize the image to this square size first (default: keep; '
-        'it must then be a multiple of the patch size)')
+        help='resize the test pipeline\'s output to this square size '
+        '(default: keep; it must then be a multiple of the patch size)')
     parser.add_argument('--alpha', type=float, default=0.5,
                         help='heat-map opacity')
-    parser.add_argument('--device', default='cpu', help='torch device')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings')
-    return parser.parse_args(argv)
-
-
-def build_model(config: str,
-                checkpoint: Optional[str] = None,
-                device: str = 'cpu',
-                cfg_options: Optional[dict] = None) -> torch.nn.Module:
-    """Build the retriever of ``config`` and load ``checkpoint`` if given."""
-    return init_retriever(config, checkpoint, device, cfg_options)
+    return parser
 
 
 def compute_attention(model: torch.nn.Module, image_bgr, device: str = 'cpu'):
@@ -66,22 +64,23 @@ def compute_attention(model: torch.nn.Module, image_bgr, device: str = 'cpu'):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    checkpoint = checked_checkpoint(parser, args, USAGE)
     if not osp.isfile(args.image):
-        raise FileNotFoundError(f'visualize_attention: image {args.image} '
-                                'does not exist.')
-    model = build_model(args.config, args.checkpoint, args.device,
-                        args.cfg_options)
-    image = mmcv.imread(args.image)  # BGR, as LoadImageFromFile
-    if args.img_size:
-        image = mmcv.imresize(image, (args.img_size, args.img_size))
+        parser.error(f'image {args.image!r} does not exist')
+    model = init_retriever(args.config, checkpoint, args.device,
+                           args.cfg_options,
+                           trust_checkpoint=args.trust_checkpoint)
+    image = load_test_image(model, args.image, args.img_size)
     _, maps = compute_attention(model, image, args.device)
     draw_attention_maps(
         mmcv.bgr2rgb(image),
         maps,
         out_file=args.out,
         alpha=args.alpha,
-        title=osp.basename(args.image))
+        title=osp.basename(args.image) +
+        (' (random init)' if checkpoint is None else ''))
     if maps.get('scale_weights') is not None:
         weights = ', '.join(
             f'{s}x{s}: {w:.3f}' for s, w in zip(

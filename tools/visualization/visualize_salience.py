@@ -3,52 +3,55 @@
 
 Usage::
 
-    python tools/visualize_salience.py IMAGE CONFIG [--checkpoint CKPT] \
-        --out OUT.png [--img-size 256] [--device cpu]
+    python tools/visualization/visualize_salience.py CONFIG CHECKPOINT \
+        IMAGE --out OUT.png [--img-size S] [--device cpu]
+    # an untrained model (to check a config): no CHECKPOINT
+    python tools/visualization/visualize_salience.py CONFIG IMAGE \
+        --random-init --out OUT.png
 
-The model is built from CONFIG, the image goes through the model's data
-preprocessor, ``image_encoder`` and ``image_neck.forward_with_maps``; the PNG
-shows the image and, for each direction of the neck, one row of salience
-maps and one row of suppression maps (one column per scale).
+The model is built from CONFIG and CHECKPOINT is loaded strictly. The image
+is read with the config's test pipeline (as ``tools/test.py`` reads it;
+``--img-size`` resizes the result) and goes through the model's data
+preprocessor, ``image_encoder`` and ``image_neck.forward_with_maps``; the
+PNG shows the image and, for each direction of the neck, one row of
+salience maps and one row of suppression maps (one column per scale), read
+by one colour bar.
+
+(``tools/visualize_salience.py IMAGE CONFIG [--checkpoint CKPT]``, the old
+path and order, still works and forwards here.)
 """
 import argparse
 import os.path as osp
+import sys
+from typing import List, Optional
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
-from rsitr_mm.apis import init_retriever
-from rsitr_mm.visualization.neck_maps import neck_maps_of_image
 import mmcv
 import torch
-from mmengine.config import DictAction
 
+from rsitr_mm.apis import init_retriever
+from rsitr_mm.visualization.neck_maps import (load_test_image,
+                                              neck_maps_of_image)
 from rsitr_mm.visualization.salience import draw_salience_maps
+from rsitr_mm.visualization.tool_args import (add_model_args,
+                                              checked_checkpoint)
+
+USAGE = 'CONFIG CHECKPOINT IMAGE'
 
 
-def parse_args() -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Visualise the salience/suppression maps of a BSD neck')
+    add_model_args(parser)
     parser.add_argument('image', help='image file')
-    parser.add_argument('config', help='model config file')
-    parser.add_argument('--checkpoint', help='checkpoint to load')
     parser.add_argument('--out', required=True, help='output PNG path')
     parser.add_argument(
         '--img-size',
         type=int,
         default=None,
-        help='resize the image to this square size first (default: keep)')
-    parser.add_argument('--device', default='cpu', help='torch device')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings')
-    return parser.parse_args()
-
-
-def build_model(config: str, checkpoint: str = None, device: str = 'cpu',
-                cfg_options: dict = None) -> torch.nn.Module:
-    """Build the retriever of ``config`` and load ``checkpoint`` if given."""
-    return init_retriever(config, checkpoint, device, cfg_options)
+        help='resize the test pipeline\'s output to this square size '
+        '(default: keep)')
+    return parser
 
 
 def compute_maps(model: torch.nn.Module, image_bgr, device: str = 'cpu'):
@@ -57,25 +60,27 @@ def compute_maps(model: torch.nn.Module, image_bgr, device: str = 'cpu'):
                               'a BidirectionalScaleDecoupling neck')
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    checkpoint = checked_checkpoint(parser, args, USAGE)
     if not osp.isfile(args.image):
-        raise FileNotFoundError(f'visualize_salience: image {args.image} '
-                                'does not exist.')
-    model = build_model(args.config, args.checkpoint, args.device,
-                        args.cfg_options)
-    image = mmcv.imread(args.image)  # BGR, as LoadImageFromFile
-    if args.img_size:
-        image = mmcv.imresize(image, (args.img_size, args.img_size))
+        parser.error(f'image {args.image!r} does not exist')
+    model = init_retriever(args.config, checkpoint, args.device,
+                           args.cfg_options,
+                           trust_checkpoint=args.trust_checkpoint)
+    image = load_test_image(model, args.image, args.img_size)
     _, maps = compute_maps(model, image, args.device)
     fig = draw_salience_maps(
         mmcv.bgr2rgb(image),
         maps,
         out_file=args.out,
-        title=osp.basename(args.image))
-    rows = len(fig.axes)
-    print(f'saved {args.out} ({rows} panels)')
+        title=osp.basename(args.image) +
+        (' (random init)' if checkpoint is None else ''))
+    panels = len(fig.axes) - 1  # minus the colour bar
+    print(f'saved {args.out} ({panels} panels)')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
