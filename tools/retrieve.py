@@ -34,7 +34,6 @@ import argparse
 import os
 import os.path as osp
 import sys
-import textwrap
 from typing import List, Optional
 
 from mmengine.config import DictAction
@@ -124,74 +123,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _wrap(text: str, width: int = 24) -> str:
-    return '\n'.join(textwrap.wrap(text, width)) or text
-
-
 def draw_grid(result, out_file: str, query_kind: str) -> None:
-    """Draw one row per query: the query, then its top-k images.
-
-    Args:
-        result (SearchResult): the ranking (``items`` are image paths).
-        out_file (str): PNG to write.
-        query_kind (str): ``'text'`` or ``'image'``.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    rows, k = len(result.queries), result.scores.shape[1]
-    fig, axes = plt.subplots(
-        rows, k + 1, figsize=(2.2 * (k + 1), 2.4 * rows), squeeze=False)
-    for r, query in enumerate(result.queries):
-        ax = axes[r][0]
-        if query_kind == 'image':
-            ax.imshow(Image.open(query).convert('RGB'))
-            ax.set_title('query', fontsize=9)
-        else:
-            ax.text(0.5, 0.5, _wrap(query), ha='center', va='center',
-                    fontsize=9, wrap=True)
-        ax.axis('off')
-        for c in range(k):
-            ax = axes[r][c + 1]
-            ax.imshow(Image.open(result.items[r][c]).convert('RGB'))
-            ax.set_title(
-                f'#{c + 1} {result.scores[r, c]:.3f}\n'
-                f'{osp.basename(result.items[r][c])}',
-                fontsize=8)
-            ax.axis('off')
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=80)
-    plt.close(fig)
+    """One row per query: the query, then its top-k images (see
+    :func:`rsitr_mm.visualization.draw_image_results`, shared with
+    ``tools/test.py --show-dir``)."""
+    from rsitr_mm.visualization import draw_image_results
+    draw_image_results(result, out_file, query_kind)
 
 
 def draw_captions(result, out_file: str) -> None:
-    """Draw one row per query image: the image and its ranked captions."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    rows = len(result.queries)
-    fig, axes = plt.subplots(
-        rows, 2, figsize=(10, 2.8 * rows), squeeze=False,
-        gridspec_kw=dict(width_ratios=[1, 3]))
-    for r, query in enumerate(result.queries):
-        axes[r][0].imshow(Image.open(query).convert('RGB'))
-        axes[r][0].set_title(osp.basename(query), fontsize=9)
-        axes[r][0].axis('off')
-        lines = [
-            f'#{i + 1} {s:.3f}  {textwrap.shorten(c, 70)}'
-            for i, (c, s) in enumerate(zip(result.items[r],
-                                           result.scores[r]))
-        ]
-        axes[r][1].text(0, 1, '\n'.join(lines), va='top', fontsize=9,
-                        family='monospace')
-        axes[r][1].axis('off')
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=80)
-    plt.close(fig)
+    """One row per query image: the image and its ranked captions (see
+    :func:`rsitr_mm.visualization.draw_caption_results`)."""
+    from rsitr_mm.visualization import draw_caption_results
+    draw_caption_results(result, out_file)
 
 
 def _load_index_model(args, index):
