@@ -61,7 +61,7 @@ def draw_image_results(result,
 
     scores = np.asarray(result.scores)
     rows, k = len(result.queries), scores.shape[1]
-    fig = Figure(figsize=(2.2 * (k + 1), 2.4 * rows), layout='tight')
+    fig = Figure(figsize=(2.2 * (k + 1), 2.4 * rows), layout='constrained')
     axes = fig.subplots(rows, k + 1, squeeze=False)
     for r, query in enumerate(result.queries):
         ax = axes[r][0]
@@ -106,7 +106,7 @@ def draw_caption_results(result,
     from PIL import Image
 
     rows = len(result.queries)
-    fig = Figure(figsize=(10, 2.8 * rows), layout='tight')
+    fig = Figure(figsize=(10, 2.8 * rows), layout='constrained')
     axes = fig.subplots(
         rows, 2, squeeze=False, gridspec_kw=dict(width_ratios=[1, 3]))
     for r, query in enumerate(result.queries):
