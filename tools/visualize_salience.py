@@ -43,8 +43,8 @@ def translate(argv: List[str]) -> List[str]:
 def main(argv: Optional[List[str]] = None) -> None:
     new = translate(sys.argv[1:] if argv is None else argv)
     print('note: tools/visualize_salience.py moved to '
-          'tools/visualization/visualize_salience.py (CONFIG CHECKPOINT IMAGE '
-          'first); forwarding', file=sys.stderr)
+          'tools/visualization/visualize_salience.py (CONFIG CHECKPOINT '
+          'IMAGE first); forwarding', file=sys.stderr)
     sys.argv = [NEW] + new
     runpy.run_path(NEW, run_name='__main__')
 

@@ -12,7 +12,8 @@ NEW = osp.join(
 
 def main() -> None:
     print('note: tools/analysis/object_vocab.py moved to '
-          'tools/analysis_tools/object_vocab.py; forwarding', file=sys.stderr)
+          'tools/analysis_tools/object_vocab.py; forwarding',
+          file=sys.stderr)
     sys.argv[0] = NEW
     runpy.run_path(NEW, run_name='__main__')
 

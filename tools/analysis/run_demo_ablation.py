@@ -12,7 +12,8 @@ NEW = osp.join(
 
 def main() -> None:
     print('note: tools/analysis/run_demo_ablation.py moved to '
-          'tools/analysis_tools/run_demo_ablation.py; forwarding', file=sys.stderr)
+          'tools/analysis_tools/run_demo_ablation.py; forwarding',
+          file=sys.stderr)
     sys.argv[0] = NEW
     runpy.run_path(NEW, run_name='__main__')
 
