@@ -24,6 +24,7 @@ from mmpretrain.registry import MODELS
 from rsitr_mm.datasets.object_priors import (ObjectPriors, build_object_priors,
                                              load_lexicon)
 from ..necks.switchable import SwitchableMixin
+from ..utils.warmup_counter import WarmupCounterMixin
 from .noun_targets import (CaptionNounTargets, _img_path_of, _text_of,
                            idf_weights, reweight_rows)
 from ...utils.validation import check_values
@@ -32,7 +33,8 @@ _PROTOTYPES = ('learnable', 'ema')
 
 
 @MODELS.register_module()
-class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
+class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
+                                BaseModule):
     """Object-prior guided clustering head (OSFCM) of OSDPM.
 
     Let ``e`` be an embedding, ``P`` the (K, D) prototypes (L2-normalised)
@@ -166,7 +168,8 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
         self.min_prior = min_prior
         self.caption_targets = caption_targets
         self.warmup_iters = int(warmup_iters)
-        self._iter = 0  # training steps seen (warm-up; not checkpointed)
+        # training steps seen (warm-up); saved in checkpoints
+        self._init_warmup_counter()
 
         K = priors.num_nouns
         idf_w = idf_weights(priors) if idf else np.ones(K, np.float32)
@@ -306,7 +309,7 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
                              'embeddings.')
         if self.training:
             self._update_prototypes(image_emb, prior)
-            self._iter += 1
+            self._count_step()
         ramp = 1.0 if self.warmup_iters == 0 else min(
             1.0,
             max(self._iter, 1) / self.warmup_iters)

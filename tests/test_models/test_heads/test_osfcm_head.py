@@ -240,6 +240,25 @@ def test_warmup_ramps_the_weight(ann_file):
     torch.testing.assert_close(first, 0.25 * ref)
 
 
+def test_warmup_count_is_saved_and_resumed(ann_file):
+    """A head restored from a state dict continues its warm-up ramp."""
+    head = _head(ann_file, warmup_iters=4, loss_weight=1.0).train()
+    emb = torch.randn(2, D)
+    samples = _samples(['1.tif', '2.tif'])
+    head.loss(emb, None, samples)
+    head.loss(emb, None, samples)
+    resumed = _head(ann_file, warmup_iters=4, loss_weight=1.0)
+    resumed.load_state_dict(head.state_dict(), strict=True)
+    assert resumed._iter == 2 and int(resumed.warmup_step) == 2
+    resumed.eval()  # eval calls do not count: weight = 2/4 of the full one
+    full = _head(ann_file, loss_weight=1.0)
+    full.load_state_dict(head.state_dict(), strict=False)
+    full.eval()
+    torch.testing.assert_close(
+        resumed.loss(emb, None, samples)['loss_osfcm'],
+        0.5 * full.loss(emb, None, samples)['loss_osfcm'])
+
+
 @pytest.mark.parametrize('prototype', ['learnable', 'ema'])
 def test_prototypes_start_from_data(ann_file, prototype):
     head = _head(ann_file, prototype=prototype).train()
