@@ -180,6 +180,12 @@ class BiGRUTextEncoder(BaseModule):
         self.embed.padding_idx = vocab.pad_id
         return True
 
+    def checkpoint_sized_keys(self) -> List[str]:
+        """State keys whose shape a checkpoint decides (the vocabulary is
+        not set yet); see :func:`rsitr_mm.utils.safe_load.
+        state_dict_mismatch`."""
+        return [] if self.vocab_is_set else ['vocab_bytes', 'embed.weight']
+
     def setup_from_train_data(self, ann_files: Sequence[str]) -> bool:
         """Build the vocabulary from the training dataset's annotation files
         (train split), unless the config named a vocabulary source.

@@ -242,6 +242,12 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             K, dtype=torch.bool, device=self.proto_seen.device)
         return True
 
+    def checkpoint_sized_keys(self) -> List[str]:
+        """State keys whose shape a checkpoint decides (no priors yet); see
+        :func:`rsitr_mm.utils.safe_load.state_dict_mismatch`."""
+        return [] if self.priors is not None else ['prototypes',
+                                                   'proto_seen']
+
     def setup_from_train_data(self, ann_files: Sequence[str]) -> bool:
         """Build the object priors from the training dataset's annotation
         files (split ``split``), unless the config gave ``ann_file`` or
