@@ -35,7 +35,8 @@ model = dict(image_encoder=dict(init_cfg=None),
 """
 # mmengine 0.10.7 wants a folder in the path after '::': a top-level
 # config is reached through _base_/..
-WHOLE_CONFIG = "_base_ = 'rsitr_mm::_base_/../demo_tinycnn-bigru_synthetic.py'\n"
+WHOLE_CONFIG = (
+    "_base_ = 'rsitr_mm::_base_/../demo_tinycnn-bigru_synthetic.py'\n")
 
 CHECK = r"""
 import sys, warnings
