@@ -24,7 +24,9 @@ initialises the weights and loads/resumes a checkpoint after it, so
 
 Under DDP the model was wrapped before any hook runs, with the placeholder
 shapes; when a parameter changed shape the hook wraps the model again
-(``runner.wrap_model``), which also broadcasts rank 0's weights.
+(``runner.wrap_model``), which also broadcasts rank 0's weights. It checks
+once more in ``before_train`` (after a checkpoint was loaded, which may
+bring a vocabulary of another size) and wraps again if a shape changed.
 """
 import gc
 import os.path as osp
@@ -126,16 +128,38 @@ class TrainDataToModelHook(Hook):
         for name, module in takers:
             if module.setup_from_train_data(files):
                 resized.append(name)
-        if not resized:
+        if resized:
+            runner.logger.info(
+                f'TrainDataToModelHook: built {", ".join(resized)} from '
+                f'{files}')
+            self._rewrap(runner, model)
+        self._shapes = self._param_shapes(model)
+
+    def before_train(self, runner) -> None:
+        """Wrap again if loading a checkpoint changed a parameter's shape
+        (a vocabulary of another size)."""
+        shapes = getattr(self, '_shapes', None)
+        if shapes is None:
             return
-        runner.logger.info(
-            f'TrainDataToModelHook: built {", ".join(resized)} from '
-            f'{files}')
-        if isinstance(runner.model, DistributedDataParallel):
-            # the reducer was set up for the old shapes: wrap again
-            old = runner.model
-            runner.model = None
-            del old
-            gc.collect()
-            runner.model = runner.wrap_model(
-                runner.cfg.get('model_wrapper_cfg'), model)
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        now = self._param_shapes(model)
+        if now != shapes:
+            self._rewrap(runner, model)
+            self._shapes = now
+
+    @staticmethod
+    def _param_shapes(model) -> dict:
+        return {n: tuple(p.shape) for n, p in model.named_parameters()}
+
+    @staticmethod
+    def _rewrap(runner, model) -> None:
+        """DDP's reducer was set up for the old shapes: wrap again."""
+        if not isinstance(runner.model, DistributedDataParallel):
+            return
+        old = runner.model
+        runner.model = None
+        del old
+        gc.collect()
+        runner.model = runner.wrap_model(
+            runner.cfg.get('model_wrapper_cfg'), model)
