@@ -9,7 +9,10 @@ the model config):
   STL warm-up count continues (it is saved in the checkpoint);
 * two processes (gloo, ``tools/dist_train.sh``): the hook resizes the
   embedding after mmengine wrapped the model in DDP, wraps it again, and
-  both ranks end with identical weights.
+  both ranks end with identical weights; fine-tuning from a checkpoint of
+  another vocabulary (``load_from``) resizes it once more and the hook
+  wraps again in ``before_train``. Without either re-wrap the backward
+  fails (checked when the tests were written).
 """
 import os
 import os.path as osp
@@ -170,3 +173,35 @@ def test_two_processes_rewrap_and_stay_identical(setup):
         if 'running_' not in key and 'num_batches' not in key:
             assert torch.equal(s0[key], s1[key]), key
     assert int(s0['losses.1.warmup_step']) == 4 * 5 // 8
+
+
+def test_two_processes_load_from_another_vocabulary(setup, tmp_path):
+    """Fine-tuning (load_from, non-strict) from a checkpoint whose
+    vocabulary differs from the new training data's: the checkpoint's
+    vocabulary wins (resized in place after the hook built the data's), the
+    hook wraps DDP again in before_train, the ranks stay identical."""
+    root, cfgs, ann = setup
+    source = root / 'single' / 'epoch_1.pth'
+    if not source.is_file():
+        _run([sys.executable, f'{REPO}/tools/train.py', cfgs[1],
+              '--work-dir', str(root / 'single')], root)
+    other = str(tmp_path / 'other')
+    other_ann = generate_synthetic_dataset(
+        other, num_images=8, image_size=32, seed=7, split=(4, 2, 2),
+        progress=False)
+    old = Vocabulary.from_karpathy([ann]).idx2word
+    assert Vocabulary.from_karpathy([other_ann]).idx2word != old
+    work = tmp_path / 'ddp_ft'
+    out = _run(['bash', f'{REPO}/tools/dist_train.sh', cfgs[1], '2',
+                '--work-dir', str(work), '--cfg-options',
+                f'train_dataloader.dataset.data_root={other}',
+                f'load_from={source}', 'train_cfg.strict_load=False',
+                'train_dataloader.batch_size=4'], root,
+               PYTHON=sys.executable, PORT=str(29700 + os.getpid() % 200))
+    assert 'Distributed training: True' in out, out[-3000:]
+    s0 = torch.load(str(work / 'rank0.pt'), map_location='cpu')
+    s1 = torch.load(str(work / 'rank1.pt'), map_location='cpu')
+    assert _words(s0) == old
+    for key in s0:
+        if 'running_' not in key and 'num_batches' not in key:
+            assert torch.equal(s0[key], s1[key]), key
