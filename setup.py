@@ -1,7 +1,54 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
+import os
 import os.path as osp
+import shutil
+import sys
+import warnings
 
 from setuptools import find_packages, setup
+
+#: What ships inside the package as ``rsitr_mm/.mim`` (OpenMMLab's mim
+#: layout): mmengine resolves ``_base_ = 'rsitr_mm::_base_/...'`` against
+#: ``rsitr_mm/.mim/configs``, so other projects use our configs without a
+#: clone.
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+
+
+def add_mim_extension() -> None:
+    """Put ``configs``, ``tools`` and ``model-index.yml`` into
+    ``rsitr_mm/.mim``: symbolic links for an editable install
+    (``pip install -e .``, edits show at once), copies for a wheel or sdist
+    build. Other commands leave ``.mim`` alone."""
+    if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
+        mode = 'symlink'
+    elif any(cmd in sys.argv for cmd in ('sdist', 'bdist_wheel', 'build',
+                                         'install', 'bdist_egg')):
+        mode = 'copy'
+    else:
+        return
+    here = osp.dirname(osp.abspath(__file__))
+    mim_dir = osp.join(here, 'rsitr_mm', '.mim')
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_FILES:
+        src = osp.join(here, name)
+        dst = osp.join(mim_dir, name)
+        if not osp.exists(src):
+            continue
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            try:
+                os.symlink(osp.relpath(src, mim_dir), dst)
+                continue
+            except OSError:  # e.g. Windows without the privilege
+                warnings.warn(f'cannot link {dst}; copying it instead')
+        if osp.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
 
 
 def get_version() -> str:
@@ -11,6 +58,7 @@ def get_version() -> str:
     return scope['__version__']
 
 
+add_mim_extension()
 setup(
     name='rsitr_mm',
     version=get_version(),
@@ -21,7 +69,9 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
     include_package_data=True,
-    package_data={'rsitr_mm': ['**/*.txt', '**/*.json']},
+    package_data={
+        'rsitr_mm': ['**/*.txt', '**/*.json', '.mim/**/*', '.mim/*']
+    },
     python_requires='>=3.9',
     # Loose ranges; requirements.txt holds the tested pins. Never `mmcv`:
     # mmcv-lite provides the same `mmcv` package without compiled ops.

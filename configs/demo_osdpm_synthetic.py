@@ -38,7 +38,6 @@ model = dict(
         dict(
             type='ObjectSemanticClusterHead',
             embed_dim=64,
-            ann_file=data_root + '/dataset_synthetic.json',
             split='train',
             top_k=30,
             prototype='learnable',

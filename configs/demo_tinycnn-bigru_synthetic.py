@@ -5,9 +5,7 @@ _base_ = [
     './_base_/default_runtime.py',
 ]
 
-# Must match the dataset base config (used to build the word vocabulary).
 data_root = 'data/synthetic_demo'
-ann_file = 'dataset_synthetic.json'
 
 model = dict(
     type='DualEncoderRetriever',
@@ -15,7 +13,6 @@ model = dict(
         type='TinyCNN', base_channels=32, num_stages=4, out_indices=(3, )),
     text_encoder=dict(
         type='BiGRUTextEncoder',
-        ann_files=[data_root + '/' + ann_file],
         word_dim=128,
         hidden_dim=256),
     embed_dim=256,

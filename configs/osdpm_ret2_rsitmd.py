@@ -1,8 +1,9 @@
 # OSDPM with the RET-2 recipe: trained on RSICD train + RSITMD train (leaks
 # into the RSICD or RSITMD test split dropped, see
 # clip_vit-b32_ret2_rsitmd.py), tested on RSITMD. The OSFCM object priors
-# are counted over the train captions of both datasets (all of them,
-# including the few dropped images).
+# are counted over the train captions of both training sources (all of
+# them, including the few dropped images: TrainDataToModelHook reads the
+# sources' annotation files).
 #   python tools/train.py configs/osdpm_ret2_rsitmd.py \
 #       --cfg-options data_root=DIR
 _base_ = [
@@ -15,11 +16,6 @@ model = dict(heads=[
     dict(
         type='ObjectSemanticClusterHead',
         embed_dim=512,
-        ann_file=[
-            data_root + '/rsicd/dataset_rsicd.json',
-            data_root + '/rsitmd/dataset_rsitmd.json'
-        ],
-        priors_file=data_root + '/object_priors_ret2.npz',
         split='train',
         top_k=50,
         prototype='learnable',

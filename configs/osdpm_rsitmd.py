@@ -12,20 +12,8 @@ _base_ = [
 ]
 data_root = 'data/rsitmd'
 
-model = dict(heads=[
-    dict(
-        type='ObjectSemanticClusterHead',
-        embed_dim=512,
-        ann_file=data_root + '/dataset_rsitmd.json',
-        priors_file=data_root + '/object_priors.npz',
-        split='train',
-        top_k=50,
-        prototype='learnable',
-        temperature=0.1,
-        loss_weight=0.1,
-        text_weight=0.5,
-        warmup_iters=500),
-])
+# the OSFCM object priors are mined from the train split of the dataset
+# above (TrainDataToModelHook in default_runtime.py): no path in the model
 train_dataloader = dict(batch_size=128)
 # batch_size is per process; InfoNCE gathers every process's rows, so N GPUs
 # contrast N x 128 pairs per step. --auto-scale-lr scales lr by

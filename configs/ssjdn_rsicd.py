@@ -13,8 +13,6 @@ data_root = 'data/rsicd'
 num_classes = 31  # scene classes of RSICD (see docs/datasets.md)
 
 model = dict(
-    text_encoder=dict(
-        ann_files=[data_root + '/dataset_rsicd.json']),
     heads=[
         dict(
             type='LabelSemanticHead',

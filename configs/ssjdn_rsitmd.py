@@ -13,8 +13,6 @@ data_root = 'data/rsitmd'
 num_classes = 33  # scene classes of RSITMD (see docs/datasets.md)
 
 model = dict(
-    text_encoder=dict(
-        ann_files=[data_root + '/dataset_rsitmd.json']),
     heads=[
         dict(
             type='LabelSemanticHead',

@@ -13,8 +13,6 @@ data_root = 'data/sydney'
 num_classes = 7  # scene classes of SYDNEY (see docs/datasets.md)
 
 model = dict(
-    text_encoder=dict(
-        ann_files=[data_root + '/dataset.json']),
     heads=[
         dict(
             type='LabelSemanticHead',

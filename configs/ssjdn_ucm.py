@@ -13,8 +13,6 @@ data_root = 'data/ucm'
 num_classes = 21  # scene classes of UCM (see docs/datasets.md)
 
 model = dict(
-    text_encoder=dict(
-        ann_files=[data_root + '/dataset.json']),
     heads=[
         dict(
             type='LabelSemanticHead',

@@ -26,7 +26,6 @@ model = dict(
             prefix='backbone.')),
     text_encoder=dict(
         type='BiGRUTextEncoder',
-        ann_files=[data_root + '/dataset_rsitmd.json'],
         word_dim=300,
         hidden_dim=512),
     embed_dim=512,

@@ -21,6 +21,12 @@ from .utils.compat import apply_compat_patches  # noqa: E402
 
 apply_compat_patches()
 
+# `_base_ = 'rsitr_mm::_base_/...'` in a config (mmengine resolves it in the
+# installed package's .mim/configs) needs the package in mmengine's table
+from mmengine.config.utils import MODULE2PACKAGE  # noqa: E402
+
+MODULE2PACKAGE.setdefault('rsitr_mm', 'rsitr_mm')
+
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from .version import __version__, version_info  # noqa: E402
 

@@ -17,6 +17,10 @@ default_hooks = dict(
 )
 
 custom_hooks = [
+    # BiGRU vocabulary and OSFCM object priors from the training dataset the
+    # runner builds (the dataset config is the one place paths live); an
+    # ann_file named in the model config overrides it
+    dict(type='TrainDataToModelHook'),
     # stop on a NaN/Inf loss, naming the iteration and the loss term
     # (action='skip' + optim_wrapper type 'NaNSafeOptimWrapper' skips instead)
     dict(type='NaNGuardHook', action='raise'),

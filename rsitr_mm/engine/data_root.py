@@ -2,13 +2,17 @@
 """Make ``--cfg-options data_root=DIR`` move a whole dataset.
 
 mmengine evaluates a config's variables once, when the file is read: the
-dataloaders (and the model's caption files) hold copies of ``data_root``
-joined with their own paths, so overriding the top-level ``data_root``
-afterwards changes nothing. :func:`reroot_data_paths` applies such an
-override where it was meant: every string value of the config equal to the
-file's ``data_root`` or starting with ``data_root + '/'`` is moved to the new
-root (dataset ``data_root``, BiGRU ``ann_files``, OSFCM ``ann_file``, caches,
-...). Absolute paths elsewhere are left alone.
+dataloaders (and any caption file a user's model config names) hold copies
+of ``data_root`` joined with their own paths, so overriding the top-level
+``data_root`` afterwards changes nothing. :func:`reroot_data_paths`
+applies such an override where it was meant: every string value of the
+config equal to the file's ``data_root`` or starting with
+``data_root + '/'`` is moved to the new root (dataset ``data_root``,
+caches, and the BiGRU ``ann_files`` / OSFCM ``ann_file`` overrides of a
+user's config; the shipped model configs name no data path: their
+vocabulary and priors come from the training dataset, see
+:class:`~rsitr_mm.engine.hooks.TrainDataToModelHook`). Absolute paths
+elsewhere are left alone.
 """
 import os.path as osp
 from typing import Any, List, Optional, Tuple

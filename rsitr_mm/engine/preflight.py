@@ -15,7 +15,9 @@ What is checked (only what the run will read):
 * model inputs anywhere in ``model``: ``pretrained`` / ``tokenizer``
   (a local folder, or a hub id that transformers downloads: ids are not
   checked here), ``init_cfg.checkpoint`` (a local file or a URL),
-  ``ann_file`` / ``ann_files``;
+  ``ann_file`` / ``ann_files`` (overrides in a user's model config; the
+  shipped configs take the BiGRU vocabulary and OSFCM priors from the
+  training dataset, whose ``ann_file`` is checked above);
 * ``load_from`` (a local file or a URL).
 
 Files the run writes itself (vocabulary and prior caches) are not inputs and

@@ -7,6 +7,27 @@ are needed on the host to allocate and slice); :func:`all_gather_variable`
 with known ``sizes`` is exactly one more collective
 (``all_gather_into_tensor`` when every rank has the same number of rows, a
 padded ``all_gather`` otherwise) and no host sync.
+
+Why these exist next to :mod:`mmengine.dist` (checked against mmengine
+0.10.7): mmengine gathers tensors of equal shape (``all_gather``, a list of
+per-rank tensors, no autograd) and picklable objects
+(``all_gather_object``, ``collect_results``). Neither fits the two uses
+here:
+
+* the losses gather embeddings of a variable number of rows per rank and
+  need gradient through their own rows (``candidate_pool`` in
+  ``models/losses/utils.py``): no mmengine function carries gradient;
+* evaluation (:func:`gather_indexed_rows`) places every feature row at its
+  dataset index. ``collect_results`` would pickle the features (through a
+  temporary folder in its CPU mode), and it orders results by assuming
+  ``DefaultSampler``'s round-robin split and cuts the padding by count,
+  while the rows here are placed by ``image_id`` / ``gt_text_id`` whatever
+  the sampler did.
+
+mmengine.dist is used wherever it fits: ``is_distributed``,
+``get_rank``/``get_world_size`` here, ``all_reduce`` (OSFCM prototypes,
+NaN guard), ``barrier`` (image cache), and the metric's own
+``collect_results`` (``BaseMetric.evaluate``).
 """
 from typing import List, Optional, Sequence
 

@@ -178,11 +178,21 @@ def state_dict_mismatch(model: torch.nn.Module, state_dict: dict) -> dict:
     ckpt = {(k[7:] if k.startswith('module.') else k): v
             for k, v in state_dict.items()}
     own = model.state_dict()
+    # tables sized by the data (BiGRU vocabulary, OSFCM prototypes) that a
+    # module built without its data takes, with their size, from the
+    # checkpoint (``checkpoint_sized_keys``)
+    sized = {
+        f'{name}.{key}' if name else key
+        for name, module in model.named_modules()
+        if callable(getattr(module, 'checkpoint_sized_keys', None))
+        for key in module.checkpoint_sized_keys()
+    }
     missing = [k for k in own
                if k not in ckpt and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in ckpt if k not in own]
     shape = [(k, tuple(ckpt[k].shape), tuple(own[k].shape)) for k in own
-             if k in ckpt and isinstance(own[k], torch.Tensor)
+             if k in ckpt and k not in sized
+             and isinstance(own[k], torch.Tensor)
              and isinstance(ckpt[k], torch.Tensor)
              and ckpt[k].shape != own[k].shape]
     return dict(missing=missing, unexpected=unexpected, shape=shape)

@@ -2,8 +2,9 @@
 # Network (DAPN) on the patch grid + global embedding, Object Semantic-aware
 # Feature Clustering (OSFCM) guided by object-noun priors mined from the
 # training captions, and the symmetric contrastive loss. Our reading of the
-# paper: docs/methods/osdpm.md. Dataset configs set the caption file the
-# priors come from.
+# paper: docs/methods/osdpm.md. The priors are mined from the training
+# dataset's captions (TrainDataToModelHook); a checkpoint brings the
+# prototypes.
 # Hub id or local CLIP directory (see _base_/models/clip_vit-b32.py).
 clip_path = 'openai/clip-vit-base-patch32'
 
@@ -33,7 +34,6 @@ model = dict(
         dict(
             type='ObjectSemanticClusterHead',
             embed_dim=512,
-            ann_file=None,  # set by the dataset config
             split='train',
             top_k=50,
             prototype='learnable',

@@ -2,8 +2,9 @@
 # Bidirectional Scale Decoupling (BSD) -> 512-d embedding; BiGRU text
 # encoder; Label-supervised Semantic Decoupling (LSD) head on both
 # modalities; Semantic-guided Triplet Loss (STL). Our reading of the paper:
-# see docs/methods/ssjdn.md. Dataset configs set `num_classes` and the
-# caption files the BiGRU vocabulary is built from.
+# see docs/methods/ssjdn.md. Dataset configs set `num_classes`; the BiGRU
+# vocabulary is built from the training dataset's captions
+# (TrainDataToModelHook) or comes with a checkpoint.
 #
 # ImageNet weights: mmpretrain's published resnet50_8xb32_in1k checkpoint (the
 # URL of mmpretrain's resnet metafile; mmengine downloads and caches it). On a
@@ -39,7 +40,6 @@ model = dict(
         fusion='concat'),
     text_encoder=dict(
         type='BiGRUTextEncoder',
-        ann_files=[],  # set by the dataset config
         word_dim=300,
         hidden_dim=512),
     embed_dim=512,

@@ -28,10 +28,25 @@ class BiGRUTextEncoder(BaseModule):
     * ``'mean'``: the mean over the caption's real time steps of the last
       layer's outputs (directions averaged).
 
-    The vocabulary comes from ``vocab_file``, or is built from the training
-    captions of ``ann_files`` (Karpathy json; ``vocab_cache`` is reused only
-    when it was built from the same file contents, see
-    :func:`~rsitr_mm.datasets.vocab.load_or_build_vocab`). The build is
+    The vocabulary comes, in this order, from
+
+    * ``vocab_file``, or the training captions of ``ann_files`` (Karpathy
+      json; ``vocab_cache`` is reused only when it was built from the same
+      file contents, see
+      :func:`~rsitr_mm.datasets.vocab.load_or_build_vocab`): explicit
+      paths, an override;
+    * otherwise the training dataset the runner builds: the shipped configs
+      name no path here, and
+      :class:`~rsitr_mm.engine.hooks.TrainDataToModelHook` calls
+      :meth:`setup_from_train_data` with the dataset's annotation files
+      before training starts, so the dataset config is the one place paths
+      live;
+    * a checkpoint (``vocab_bytes``, below): test-only runs and
+      ``init_retriever`` build the encoder without any path and get the
+      vocabulary, and the embedding size, from the weights.
+
+    Until one of these has run the vocabulary holds only ``<pad>`` and
+    ``<unk>``; training it like that raises an error. The build is
     deterministic (frequency, then alphabetical order).
 
     The word list is part of the module's state (the uint8 buffer
@@ -78,8 +93,13 @@ class BiGRUTextEncoder(BaseModule):
         if pooling not in ('last', 'mean'):
             raise ValueError(
                 f"pooling must be 'last' or 'mean', got {pooling!r}.")
-        self.vocab: Vocabulary = load_or_build_vocab(vocab_file, ann_files,
-                                                     vocab_cache, min_freq)
+        self.min_freq = min_freq
+        # explicit paths override the training dataset's annotations
+        self.vocab_from_config = bool(vocab_file or ann_files or vocab_cache)
+        self.vocab: Vocabulary = load_or_build_vocab(
+            vocab_file, ann_files, vocab_cache,
+            min_freq) if self.vocab_from_config else Vocabulary([])
+        self.vocab_is_set = self.vocab_from_config
         # the word list is saved with the weights (a uint8 buffer, so the
         # state dict holds tensors only): checkpoints are self-contained
         self.register_buffer(
@@ -120,24 +140,72 @@ class BiGRUTextEncoder(BaseModule):
         if isinstance(data, torch.Tensor) and data.dtype == torch.uint8:
             words = Vocabulary(self._tensor_to_words(data)).idx2word
             if words != self.vocab.idx2word:
-                import warnings
-                warnings.warn(
-                    'BiGRUTextEncoder: the checkpoint was trained with '
-                    f'another vocabulary ({len(words)} words, the '
-                    f'annotation files now give {len(self.vocab)}); using '
-                    "the checkpoint's.")
-                old = self.embed
-                self.vocab = Vocabulary(words)
-                if len(words) != old.num_embeddings:
-                    self.embed = nn.Embedding(
-                        len(words), old.embedding_dim,
-                        padding_idx=self.vocab.pad_id).to(
-                            device=old.weight.device, dtype=old.weight.dtype)
+                if self.vocab_is_set:
+                    import warnings
+                    warnings.warn(
+                        'BiGRUTextEncoder: the checkpoint was trained with '
+                        f'another vocabulary ({len(words)} words, the '
+                        f'annotation files now give {len(self.vocab)}); '
+                        "using the checkpoint's.")
+                self._set_vocab(Vocabulary(words))
+            self.vocab_is_set = True
             self.vocab_bytes = data.detach().clone().to(
                 self.vocab_bytes.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def _set_vocab(self, vocab: Vocabulary) -> bool:
+        """Use ``vocab``; resize the embedding in place when its size
+        changes (the ``Parameter`` object is kept, so an optimizer built
+        already still holds it; new rows start as in ``__init__``).
+
+        Returns:
+            bool: Whether the embedding changed size.
+        """
+        self.vocab = vocab
+        weight = self.embed.weight
+        self.vocab_bytes = self._words_to_tensor(vocab.idx2word).to(
+            self.vocab_bytes.device)
+        if len(vocab) == self.embed.num_embeddings:
+            return False
+        new = torch.empty(len(vocab), self.embed.embedding_dim,
+                          device=weight.device, dtype=weight.dtype)
+        nn.init.uniform_(new, -0.1, 0.1)
+        new[vocab.pad_id].zero_()
+        weight.data = new
+        if weight.grad is not None:
+            weight.grad = None
+        self.embed.num_embeddings = len(vocab)
+        self.embed.padding_idx = vocab.pad_id
+        return True
+
+    def checkpoint_sized_keys(self) -> List[str]:
+        """State keys whose shape a checkpoint decides (the vocabulary is
+        not set yet); see :func:`rsitr_mm.utils.safe_load.
+        state_dict_mismatch`."""
+        return [] if self.vocab_is_set else ['vocab_bytes', 'embed.weight']
+
+    def setup_from_train_data(self, ann_files: Sequence[str]) -> bool:
+        """Build the vocabulary from the training dataset's annotation files
+        (train split), unless the config named a vocabulary source.
+
+        Called by :class:`~rsitr_mm.engine.hooks.TrainDataToModelHook`
+        before training (and before a checkpoint is resumed, which then
+        restores the checkpoint's vocabulary).
+
+        Args:
+            ann_files (Sequence[str]): Karpathy json files of the training
+                dataset.
+
+        Returns:
+            bool: Whether a parameter changed shape.
+        """
+        if self.vocab_from_config:
+            return False
+        self.vocab_is_set = True
+        return self._set_vocab(
+            Vocabulary.from_karpathy(list(ann_files), self.min_freq))
 
     def encode_ids(self, texts: List[str]):
         """Map captions to a padded index tensor.
@@ -167,6 +235,14 @@ class BiGRUTextEncoder(BaseModule):
         Returns:
             Tensor: (T, hidden_dim).
         """
+        if self.training and not self.vocab_is_set:
+            raise RuntimeError(
+                'BiGRUTextEncoder has no vocabulary: train through the '
+                "Runner with custom_hooks=[dict(type='TrainDataToModelHook')]"
+                ' (configs/_base_/default_runtime.py has it), which builds it '
+                'from the training dataset, or set '
+                'model.text_encoder.ann_files / vocab_file, or load a '
+                'checkpoint.')
         ids, lengths = self.encode_ids(texts)
         x = self.drop(self.embed(ids))
         packed = pack_padded_sequence(

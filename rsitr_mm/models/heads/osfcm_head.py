@@ -24,6 +24,7 @@ from mmpretrain.registry import MODELS
 from rsitr_mm.datasets.object_priors import (ObjectPriors, build_object_priors,
                                              load_lexicon)
 from ..necks.switchable import SwitchableMixin
+from ..utils.warmup_counter import WarmupCounterMixin
 from .noun_targets import (CaptionNounTargets, _img_path_of, _text_of,
                            idf_weights, reweight_rows)
 from ...utils.validation import check_values
@@ -32,7 +33,8 @@ _PROTOTYPES = ('learnable', 'ema')
 
 
 @MODELS.register_module()
-class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
+class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
+                                BaseModule):
     """Object-prior guided clustering head (OSFCM) of OSDPM.
 
     Let ``e`` be an embedding, ``P`` the (K, D) prototypes (L2-normalised)
@@ -68,7 +70,12 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
     Args:
         embed_dim (int): Embedding dimension ``D``. Defaults to 512.
         ann_file (str | list[str], optional): Karpathy-format caption json(s)
-            from which the priors are built.
+            from which the priors are built. Leave it and ``priors_file``
+            unset (as the shipped configs do) to build the priors from the
+            training dataset the runner builds
+            (:class:`~rsitr_mm.engine.hooks.TrainDataToModelHook`); for
+            inference only the prototypes are needed, and their count comes
+            from the checkpoint.
         priors_file (str, optional): ``.npz`` priors. With ``ann_file`` it is
             the cache (loaded when its key matches, else rebuilt and saved);
             alone, it is loaded as is.
@@ -138,25 +145,25 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
         if warmup_iters < 0:
             raise ValueError(f'{name}: warmup_iters must be >= 0, got '
                              f'{warmup_iters}.')
+        self.split = split
+        self.top_k = top_k
+        self.lexicon = lexicon
+        self.extra_nouns = tuple(extra_nouns)
+        self.idf = idf
+        # explicit paths override the training dataset's annotations
+        self.priors_from_config = ann_file is not None or \
+            priors_file is not None
+        priors: Optional[ObjectPriors] = None
         if ann_file is not None:
             priors = build_object_priors(
                 ann_file,
                 split=split,
                 top_k=top_k,
                 lexicon=lexicon,
-                extra_nouns=tuple(extra_nouns),
+                extra_nouns=self.extra_nouns,
                 cache_file=priors_file)
         elif priors_file is not None:
             priors = ObjectPriors.load(priors_file)
-        else:
-            raise ValueError(f'{name}: give ann_file (caption json to build '
-                             'the object priors from) and/or priors_file '
-                             '(saved .npz).')
-        if priors.num_nouns == 0:
-            raise ValueError(f'{name}: the object vocabulary is empty (no '
-                             'lexicon noun found in the captions).')
-        self.priors = priors
-        self.vocab: List[str] = list(priors.vocab)
         self.embed_dim = embed_dim
         self.prototype = prototype
         self.ema_momentum = ema_momentum
@@ -166,21 +173,19 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
         self.min_prior = min_prior
         self.caption_targets = caption_targets
         self.warmup_iters = int(warmup_iters)
-        self._iter = 0  # training steps seen (warm-up; not checkpointed)
+        # training steps seen (warm-up); saved in checkpoints
+        self._init_warmup_counter()
 
-        K = priors.num_nouns
-        idf_w = idf_weights(priors) if idf else np.ones(K, np.float32)
-        table = self._filter_priors(
-            priors.priors.astype(np.float32), min_prior)
-        # Not saved in checkpoints (rebuilt from the annotations).
+        # Until priors arrive (from the training dataset or the config),
+        # top_k prototypes; a checkpoint brings its own count.
+        K = priors.num_nouns if priors is not None else top_k
+        # Not saved in checkpoints (rebuilt from the annotations; inference
+        # needs only the prototypes).
         self.register_buffer(
-            'prior_table',
-            torch.from_numpy(reweight_rows(table, idf_w)),
-            persistent=False)
-        self.caption_nouns = CaptionNounTargets(
-            self.vocab,
-            load_lexicon(lexicon,
-                         tuple(extra_nouns) + tuple(self.vocab)), idf_w)
+            'prior_table', torch.zeros(0, K), persistent=False)
+        self.priors: Optional[ObjectPriors] = None
+        self.vocab: List[str] = []
+        self.caption_nouns: Optional[CaptionNounTargets] = None
         init = F.normalize(torch.randn(K, embed_dim), dim=1)
         if prototype == 'learnable':
             self.prototypes = nn.Parameter(init)
@@ -191,6 +196,95 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
         if refine:
             self.refine_proj = nn.Linear(embed_dim, embed_dim)
             self._zero_refine()
+        if priors is not None:
+            self._set_priors(priors)
+
+    def _set_priors(self, priors: ObjectPriors) -> bool:
+        """Use ``priors``: the prior table, the caption noun targets and
+        ``K = priors.num_nouns`` prototypes (resized in place when K
+        changes, keeping the ``Parameter`` object an optimizer may hold;
+        all prototypes then restart unseen).
+
+        Returns:
+            bool: Whether the prototypes changed shape.
+        """
+        name = type(self).__name__
+        if priors.num_nouns == 0:
+            raise ValueError(f'{name}: the object vocabulary is empty (no '
+                             'lexicon noun found in the captions).')
+        K = priors.num_nouns
+        self.priors = priors
+        self.vocab = list(priors.vocab)
+        idf_w = idf_weights(priors) if self.idf else np.ones(K, np.float32)
+        table = self._filter_priors(
+            priors.priors.astype(np.float32), self.min_prior)
+        device = self.prototypes.device
+        self.prior_table = torch.from_numpy(reweight_rows(table,
+                                                          idf_w)).to(device)
+        self.caption_nouns = CaptionNounTargets(
+            self.vocab,
+            load_lexicon(self.lexicon, self.extra_nouns + tuple(self.vocab)),
+            idf_w)
+        return self._resize_prototypes(K)
+
+    def _resize_prototypes(self, K: int) -> bool:
+        if K == self.prototypes.shape[0]:
+            return False
+        protos = self.prototypes
+        init = F.normalize(torch.randn(K, self.embed_dim), dim=1).to(
+            device=protos.device, dtype=protos.dtype)
+        if isinstance(protos, nn.Parameter):
+            protos.data = init
+            protos.grad = None
+        else:
+            self.prototypes = init
+        self.proto_seen = torch.zeros(
+            K, dtype=torch.bool, device=self.proto_seen.device)
+        return True
+
+    def checkpoint_sized_keys(self) -> List[str]:
+        """State keys whose shape a checkpoint decides (no priors yet); see
+        :func:`rsitr_mm.utils.safe_load.state_dict_mismatch`."""
+        return [] if self.priors is not None else ['prototypes',
+                                                   'proto_seen']
+
+    def setup_from_train_data(self, ann_files: Sequence[str]) -> bool:
+        """Build the object priors from the training dataset's annotation
+        files (split ``split``), unless the config gave ``ann_file`` or
+        ``priors_file``.
+
+        Called by :class:`~rsitr_mm.engine.hooks.TrainDataToModelHook`
+        before training (and before a checkpoint is resumed).
+
+        Args:
+            ann_files (Sequence[str]): Karpathy json files of the training
+                dataset.
+
+        Returns:
+            bool: Whether a parameter changed shape.
+        """
+        if self.priors_from_config:
+            return False
+        return self._set_priors(
+            build_object_priors(
+                list(ann_files),
+                split=self.split,
+                top_k=self.top_k,
+                lexicon=self.lexicon,
+                extra_nouns=self.extra_nouns))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Without priors yet (test-only runs, ``init_retriever``), take the
+        prototype count from the checkpoint."""
+        saved = state_dict.get(prefix + 'prototypes')
+        if (self.priors is None and isinstance(saved, torch.Tensor)
+                and saved.dim() == 2 and saved.shape[1] == self.embed_dim):
+            self._resize_prototypes(saved.shape[0])
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def _zero_refine(self) -> None:
         if self.refine:
@@ -212,7 +306,7 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
 
     @property
     def num_prototypes(self) -> int:
-        return len(self.vocab)
+        return int(self.prototypes.shape[0])
 
     def get_priors(self, data_samples: Optional[Sequence]) -> torch.Tensor:
         """(B, K) idf-weighted priors of a batch, matched by the basename of
@@ -221,6 +315,14 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
         if not data_samples:
             raise ValueError('ObjectSemanticClusterHead.loss needs '
                              'data_samples carrying img_path.')
+        if self.priors is None:
+            raise RuntimeError(
+                'ObjectSemanticClusterHead has no object priors: train '
+                'through the Runner with '
+                "custom_hooks=[dict(type='TrainDataToModelHook')] "
+                '(configs/_base_/default_runtime.py has it), which builds '
+                "them from the training dataset, or set the head's ann_file "
+                '/ priors_file.')
         rows = [
             self.priors.index(p) if p is not None else -1
             for p in map(_img_path_of, data_samples)
@@ -306,7 +408,7 @@ class ObjectSemanticClusterHead(SwitchableMixin, BaseModule):
                              'embeddings.')
         if self.training:
             self._update_prototypes(image_emb, prior)
-            self._iter += 1
+            self._count_step()
         ramp = 1.0 if self.warmup_iters == 0 else min(
             1.0,
             max(self._iter, 1) / self.warmup_iters)

@@ -31,7 +31,8 @@ positives on the diagonal and negatives the pairs with a different
   adapt to each pair; unknown labels use the caption term alone).
 
 Warm-up: for the first ``warmup_iters`` training calls the negatives are
-summed (VSE++'s warm start), then the hardest is kept: hardest-negative
+summed (VSE++'s warm start), then the hardest is kept (the count is saved
+in checkpoints, so a resumed run does not warm up again): hardest-negative
 training from a random start stalled near ``2 * margin`` for ~300
 iterations. With ``gather_negatives=True`` the candidates (and their labels)
 come from every rank (:func:`~.utils.candidate_pool`).
@@ -45,6 +46,7 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 from ...utils.dist import all_gather_variable
+from ..utils.warmup_counter import WarmupCounterMixin
 from .semantic_margins import SemanticMarginMixin
 from .triplet_loss import hinge_triplet_costs
 from ...utils.validation import check_values
@@ -55,7 +57,8 @@ _PRIORS = ('label', 'prototype', 'text', 'label_text')
 
 
 @MODELS.register_module()
-class SemanticGuidedTripletLoss(SemanticMarginMixin, nn.Module):
+class SemanticGuidedTripletLoss(WarmupCounterMixin, SemanticMarginMixin,
+                                nn.Module):
     """Hinge triplet ranking loss with a semantic, per-pair margin.
 
     Args:
@@ -166,9 +169,10 @@ class SemanticGuidedTripletLoss(SemanticMarginMixin, nn.Module):
         self.label_weight = float(label_weight)
         self.warmup_iters = int(warmup_iters)
         self.gather_negatives = gather_negatives
-        self._iter = 0  # training calls seen (warm-up; not checkpointed)
         self.loss_weight = loss_weight
         self.loss_name = loss_name
+        # training calls seen (warm-up); saved in checkpoints
+        self._init_warmup_counter()
 
         self.use_prototypes = semantic == 'prototype' or (
             semantic == 'amfmn' and amfmn_prior == 'prototype')
@@ -272,7 +276,7 @@ class SemanticGuidedTripletLoss(SemanticMarginMixin, nn.Module):
         hardest = self.max_violation and (not self.training
                                           or self._iter >= self.warmup_iters)
         if self.training:
-            self._iter += 1
+            self._count_step()
         if hardest:
             i2t = cost_i2t.max(dim=1).values
             t2i = cost_t2i.max(dim=1).values

@@ -65,4 +65,7 @@ def localise_tiny(model_cfg: dict, clip_dir: str, ann_file: str) -> dict:
         for k in ('ann_file', 'priors_file', 'cache_file'):
             if k in head and head[k] is not None:
                 head[k] = ann_file if k == 'ann_file' else None
+        if head.get('type') == 'ObjectSemanticClusterHead':
+            # shipped configs leave the priors to the training dataset
+            head['ann_file'] = ann_file
     return model_cfg

@@ -106,8 +106,9 @@ def test_gradients_flow_and_loss_falls(ann_file):
 
 
 def test_errors(ann_file):
-    with pytest.raises(ValueError, match='vocab_file'):
-        BiGRUTextEncoder()
+    # no vocabulary source: builds, but training it names the way out
+    with pytest.raises(RuntimeError, match='TrainDataToModelHook'):
+        BiGRUTextEncoder(word_dim=8, hidden_dim=6).train()(['a caption'])
     with pytest.raises(ValueError, match='pooling'):
         make(ann_file, pooling='max')
     with pytest.raises(TypeError, match='list of strings'):
@@ -120,3 +121,33 @@ def test_real_rsicd_vocab(shared_data):
     enc = BiGRUTextEncoder(ann_files=[ann], word_dim=8, hidden_dim=8)
     assert len(enc.vocab) > 50 and 'buildings' in enc.vocab
     assert enc(['many buildings around a playground']).shape == (1, 8)
+
+
+def test_vocab_from_train_data_and_from_checkpoint(ann_file):
+    """Without paths the encoder builds its vocabulary from the training
+    dataset's annotation files (what TrainDataToModelHook hands it),
+    resizing the embedding in place; explicit ann_files win; a bare encoder
+    (test-only run) gets vocabulary and size from a checkpoint, strictly
+    and without a warning."""
+    import warnings
+    ref = make(ann_file)
+    torch.manual_seed(0)
+    enc = BiGRUTextEncoder(word_dim=8, hidden_dim=6)
+    weight = enc.embed.weight
+    assert len(enc.vocab) == 2  # <pad>, <unk>
+    assert enc.setup_from_train_data([ann_file]) is True
+    assert enc.embed.weight is weight  # an optimizer built already keeps it
+    assert enc.vocab.idx2word == ref.vocab.idx2word
+    assert enc.embed.weight.shape == ref.embed.weight.shape
+    assert torch.equal(enc.vocab_bytes, ref.vocab_bytes)
+    assert enc.embed.weight[enc.vocab.pad_id].abs().sum() == 0
+    enc.train()(CAPTIONS)
+    assert make(ann_file).setup_from_train_data(['other.json']) is False
+    bare = BiGRUTextEncoder(word_dim=8, hidden_dim=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        bare.load_state_dict(enc.state_dict(), strict=True)
+    assert bare.vocab.idx2word == enc.vocab.idx2word
+    bare.eval()
+    enc.eval()
+    torch.testing.assert_close(bare(CAPTIONS), enc(CAPTIONS))

@@ -175,8 +175,12 @@ def test_min_prior_and_priors_file(ann_file, tmp_path):
     assert h3.vocab == h1.vocab
     np.testing.assert_array_equal(h3.prior_table.numpy(),
                                   h1.prior_table.numpy())
-    with pytest.raises(ValueError, match='ann_file'):
-        ObjectSemanticClusterHead(embed_dim=D)
+    # no path: builds (priors come from the training dataset or a
+    # checkpoint later); training it before that names the way out
+    bare = ObjectSemanticClusterHead(embed_dim=D, top_k=10).train()
+    assert bare.num_prototypes == 10 and bare.priors is None
+    with pytest.raises(RuntimeError, match='TrainDataToModelHook'):
+        bare.loss(torch.randn(1, D), None, _samples(['1.tif']))
     with pytest.raises(ValueError, match='prototype'):
         _head(ann_file, prototype='kmeans')
 
@@ -240,6 +244,25 @@ def test_warmup_ramps_the_weight(ann_file):
     torch.testing.assert_close(first, 0.25 * ref)
 
 
+def test_warmup_count_is_saved_and_resumed(ann_file):
+    """A head restored from a state dict continues its warm-up ramp."""
+    head = _head(ann_file, warmup_iters=4, loss_weight=1.0).train()
+    emb = torch.randn(2, D)
+    samples = _samples(['1.tif', '2.tif'])
+    head.loss(emb, None, samples)
+    head.loss(emb, None, samples)
+    resumed = _head(ann_file, warmup_iters=4, loss_weight=1.0)
+    resumed.load_state_dict(head.state_dict(), strict=True)
+    assert resumed._iter == 2 and int(resumed.warmup_step) == 2
+    resumed.eval()  # eval calls do not count: weight = 2/4 of the full one
+    full = _head(ann_file, loss_weight=1.0)
+    full.load_state_dict(head.state_dict(), strict=False)
+    full.eval()
+    torch.testing.assert_close(
+        resumed.loss(emb, None, samples)['loss_osfcm'],
+        0.5 * full.loss(emb, None, samples)['loss_osfcm'])
+
+
 @pytest.mark.parametrize('prototype', ['learnable', 'ema'])
 def test_prototypes_start_from_data(ann_file, prototype):
     head = _head(ann_file, prototype=prototype).train()
@@ -266,3 +289,29 @@ def test_refinement_learns_and_switches_off(ann_file):
     assert not torch.allclose(refined, x)
     with head.disable('osfcm'):
         assert torch.equal(head.embed(x, None)[0], x)
+
+
+def test_priors_from_train_data_and_prototype_count_from_checkpoint(
+        ann_file):
+    """Without paths the head takes its priors from the training dataset's
+    annotation files (what TrainDataToModelHook hands it), resizing the
+    prototypes in place; an explicit ann_file wins; a bare head (test-only
+    run) takes the prototype count from a checkpoint and loads strictly."""
+    head = ObjectSemanticClusterHead(embed_dim=D, top_k=50).train()
+    param = head.prototypes
+    ref = _head(ann_file, top_k=50, idf=True, caption_targets=True)
+    assert head.num_prototypes == 50 != ref.num_prototypes
+    assert head.setup_from_train_data([ann_file]) is True
+    assert head.prototypes is param  # an optimizer built already keeps it
+    assert head.vocab == ref.vocab
+    assert head.num_prototypes == ref.num_prototypes
+    torch.testing.assert_close(head.prior_table, ref.prior_table)
+    head.loss(torch.randn(2, D), torch.randn(2, D), _samples(['1.tif',
+                                                              '2.tif']))
+    explicit = _head(ann_file, top_k=2)
+    assert explicit.setup_from_train_data([ann_file]) is False
+    assert explicit.num_prototypes == 2
+    bare = ObjectSemanticClusterHead(embed_dim=D, top_k=50)
+    bare.load_state_dict(head.state_dict(), strict=True)
+    torch.testing.assert_close(bare.prototypes, head.prototypes)
+    assert bare.proto_seen.tolist() == head.proto_seen.tolist()

@@ -288,6 +288,27 @@ def test_warmup_sums_negatives_then_keeps_the_hardest():
     assert fresh(img, txt, ids).item() == pytest.approx(ref_max, abs=1e-6)
 
 
+def test_warmup_count_is_saved_and_resumed():
+    """The warm-up step count is in the state dict: a loss restored from it
+    (what a resumed run does) continues the warm-up instead of restarting
+    it; strict loading of the new state dicts works."""
+    img, txt = _embeds(b=6, seed=2)
+    ids = torch.arange(6)
+    ref_sum = vsepp_reference(img, txt, ids, max_violation=False)
+    ref_max = vsepp_reference(img, txt, ids, max_violation=True)
+    loss = SemanticGuidedTripletLoss(semantic='none', warmup_iters=2).train()
+    loss(img, txt, ids)
+    state = loss.state_dict()
+    assert int(state['warmup_step']) == 1
+    resumed = SemanticGuidedTripletLoss(semantic='none',
+                                        warmup_iters=2).train()
+    resumed.load_state_dict(state, strict=True)
+    assert resumed(img, txt, ids).item() == pytest.approx(ref_sum, abs=1e-6)
+    # third step overall: the hardest negative, as without the restart
+    assert resumed(img, txt, ids).item() == pytest.approx(ref_max, abs=1e-6)
+    assert int(resumed.state_dict()['warmup_step']) == 3
+
+
 def test_default_margin_adapts_to_caption_similarity():
     """Default: AMFMN over 0.5 * [same label] + 0.5 * caption cosine."""
     loss = SemanticGuidedTripletLoss()
