@@ -139,7 +139,8 @@ class FastPackInputs(PackInputs):
     @staticmethod
     def format_input(input_):
         if (isinstance(input_, np.ndarray) and input_.ndim == 3
-                and input_.dtype == np.uint8 and 1 < input_.shape[2] <= 4):
+                and input_.dtype == np.uint8 and 1 < input_.shape[2] <= 4
+                and input_.size):
             # a flipped view (what RandomFlip returns) is split from the
             # unflipped array, then each plane is flipped in place
             flip_v, flip_h = input_.strides[0] < 0, input_.strides[1] < 0

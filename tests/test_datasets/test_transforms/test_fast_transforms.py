@@ -109,7 +109,7 @@ def test_pack_layouts():
     for view in (img, np.flip(img, 1), np.flip(img, 0), np.flip(img, (0, 1)),
                  img[:, 2:20], img[::2], img[..., :2],
                  rng.integers(0, 256, (5, 6, 4), dtype=np.uint8),
-                 img[..., 0], img.astype(np.float32)):
+                 img[..., 0], img.astype(np.float32), img[:0]):
         ref = PackInputs.format_input(view.copy())
         got = FastPackInputs.format_input(view)
         assert torch.equal(ref, got) and ref.dtype == got.dtype
