@@ -15,6 +15,11 @@ Opt in from the dataset config::
     train_dataloader = dict(dataset=dict(
         ..., image_cache=dict(cache_dir='data/rsicd/image_cache')))
 
+With the cache, the train transforms after loading are most of the
+per-image time; by default the cache also swaps in their exact faster
+versions (:mod:`rsitr_mm.datasets.transforms.fast_transforms`; same random
+draws, same output; ``fast_transforms=False`` keeps the originals).
+
 The cache is built once (with a progress bar) on first use and re-used
 while its key matches. The key is a SHA-256 of the ordered image list, each
 file's size and modification time, and the decoding settings; a changed
