@@ -311,6 +311,10 @@ def main(argv=None):
                 print(f'\n== cProfile, one {name} run ==')
                 pstats.Stats(prof).sort_stats('tottime').print_stats(30)
         if args.mode == 'paired':
+            if args.iters - args.warmup < block:
+                raise SystemExit(
+                    f'--mode paired times whole logging periods: --iters '
+                    f'must be at least --warmup + {block}')
             blocks = paired(cfg, batches, state, args, tmp, block)
         else:
             blocks = [(r / n, p / n) for r, p, n in
