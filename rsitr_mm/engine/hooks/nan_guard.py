@@ -56,7 +56,8 @@ def nonfinite_terms(outputs: Optional[Dict]) -> List[str]:
     for name, value in (outputs or {}).items():
         if isinstance(value, (int, float)):
             value = torch.tensor(float(value))
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        if not (isinstance(value, torch.Tensor)
+                and value.is_floating_point()):
             continue
         terms.append((name, value.detach()))
     if not terms:
