@@ -15,6 +15,11 @@ Opt in from the dataset config::
     train_dataloader = dict(dataset=dict(
         ..., image_cache=dict(cache_dir='data/rsicd/image_cache')))
 
+With the cache, the train transforms after loading are most of the
+per-image time; by default the cache also swaps in their exact faster
+versions (:mod:`rsitr_mm.datasets.transforms.fast_transforms`; same random
+draws, same output; ``fast_transforms=False`` keeps the originals).
+
 The cache is built once (with a progress bar) on first use and re-used
 while its key matches. The key is a SHA-256 of the ordered image list, each
 file's size and modification time, and the decoding settings; a changed
@@ -113,8 +118,14 @@ class ImageCache:
         return (self._offsets[-1] + int(np.prod(self._shapes[-1]))
                 if self.paths else 0)
 
-    def get(self, path: str) -> Optional[np.ndarray]:
-        """A writable copy of the cached image of ``path`` (None if absent).
+    def get(self, path: str, copy: bool = True) -> Optional[np.ndarray]:
+        """The cached image of ``path`` (None if absent).
+
+        Args:
+            path (str): the image file.
+            copy (bool): return a writable copy; otherwise a read-only view
+                of the memory map (for a consumer that does not write to
+                it). Defaults to True.
 
         Returns:
             np.ndarray | None: (H, W, C) or (H, W) uint8, as decoded by
@@ -135,7 +146,8 @@ class ImageCache:
         shape = self._shapes[i]
         start = self._offsets[i]
         size = self._sizes[i]
-        return self._data[start:start + size].reshape(shape).copy()
+        img = self._data[start:start + size].reshape(shape)
+        return img.copy() if copy else img
 
     @classmethod
     def build(cls,
@@ -224,13 +236,19 @@ class ImageCache:
 
 def attach_image_cache(dataset,
                        cache_dir: str,
-                       progress: bool = True) -> ImageCache:
+                       progress: bool = True,
+                       fast_transforms: bool = True) -> ImageCache:
     """Serve the dataset's ``LoadImageFromFile`` from a decoded-image cache.
 
     Builds (or opens) the cache of every image of ``dataset`` and replaces
     the first transform of its pipeline, which must be
     ``LoadImageFromFile``, by :class:`LoadImageFromCache` with the same
     settings. In distributed runs rank 0 builds while the others wait.
+    With ``fast_transforms``, ``RandomResizedCrop``, ``RandomFlip`` and
+    ``PackInputs`` of the pipeline are replaced by their exact faster
+    versions (:mod:`rsitr_mm.datasets.transforms.fast_transforms`): with
+    decoding gone they are most of the per-image time, and their output is
+    the same.
 
     Args:
         dataset (BaseDataset): a dataset whose data infos have
@@ -238,6 +256,8 @@ def attach_image_cache(dataset,
         cache_dir (str): folder of the cache (the ``image_cache.cache_dir``
             key of the dataset config).
         progress (bool): show a progress bar while building.
+        fast_transforms (bool): also swap in the exact fast transforms.
+            Defaults to True.
 
     Returns:
         ImageCache: the cache.
@@ -265,6 +285,14 @@ def attach_image_cache(dataset,
         if get_world_size() > 1:
             barrier()
     transforms[0] = LoadImageFromCache(cache=cache, loader=loader)
+    if fast_transforms:
+        from .transforms.fast_transforms import (FastRandomResizedCrop,
+                                                 use_fast_transforms)
+        use_fast_transforms(transforms)
+        if len(transforms) > 1 and type(
+                transforms[1]) is FastRandomResizedCrop:
+            # it only reads the image (and makes a new one): no copy needed
+            transforms[0].copy = False
     return cache
 
 
@@ -273,16 +301,18 @@ def setup_image_cache(dataset, image_cache: dict) -> ImageCache:
 
     Args:
         dataset (BaseDataset): the dataset.
-        image_cache (dict): ``cache_dir`` (str, required) and ``progress``
-            (bool, optional).
+        image_cache (dict): ``cache_dir`` (str, required), ``progress``
+            and ``fast_transforms`` (bool, optional; see
+            :func:`attach_image_cache`).
 
     Returns:
         ImageCache: the cache.
     """
-    allowed = {'cache_dir', 'progress'}
+    allowed = {'cache_dir', 'progress', 'fast_transforms'}
     if not isinstance(image_cache, dict) or 'cache_dir' not in image_cache \
             or set(image_cache) - allowed:
         raise ValueError(
             'dataset config key image_cache: expected dict(cache_dir=str, '
-            f'progress=bool (optional)), got {image_cache!r}.')
+            f'progress=bool, fast_transforms=bool (optional)), got '
+            f'{image_cache!r}.')
     return attach_image_cache(dataset, **image_cache)

@@ -15,7 +15,9 @@ from mmpretrain.registry import DATASETS
 
 import rsitr_mm  # noqa: F401
 from rsitr_mm.datasets.image_cache import ImageCache
-from rsitr_mm.datasets.transforms import LoadImageFromCache
+from rsitr_mm.datasets.transforms import (FastPackInputs, FastRandomFlip,
+                                          FastRandomResizedCrop,
+                                          LoadImageFromCache)
 
 TRAIN_PIPELINE = [
     dict(type='LoadImageFromFile'),
@@ -58,6 +60,12 @@ def test_same_pixels_and_keys_as_decoding(shared_data, tmp_path):
     out['img'][0, 0] = 0
     assert LoadImageFromCache(cache)(dict(img_path=paths[0]))['img'] \
         .flags.writeable
+    # copy=False: a read-only view of the map, same pixels; writing raises
+    view = LoadImageFromCache(cache, copy=False)(dict(img_path=paths[1]))
+    np.testing.assert_array_equal(
+        view['img'], LoadImageFromFile()(dict(img_path=paths[1]))['img'])
+    with pytest.raises(ValueError, match='read-only'):
+        view['img'][0, 0] = 0
 
 
 def test_built_once_keyed_by_content_and_picklable(shared_data, tmp_path):
@@ -109,11 +117,25 @@ def test_dataset_option_gives_identical_train_samples(shared_data, tmp_path):
     plain = DATASETS.build(common)
     cached = DATASETS.build(dict(
         common, image_cache=dict(cache_dir=str(tmp_path), progress=False)))
-    assert isinstance(cached.pipeline.transforms[0], LoadImageFromCache)
+    # the exact fast transforms are swapped in; the crop reads a view
+    assert [type(t) for t in cached.pipeline.transforms] == [
+        LoadImageFromCache, FastRandomResizedCrop, FastRandomFlip,
+        FastPackInputs]
+    assert cached.pipeline.transforms[0].copy is False
+    originals = DATASETS.build(dict(
+        common, image_cache=dict(cache_dir=str(tmp_path), progress=False,
+                                 fast_transforms=False)))
+    assert [type(t) for t in originals.pipeline.transforms][1:] == [
+        type(t) for t in plain.pipeline.transforms][1:]
+    assert originals.pipeline.transforms[0].copy is True
     for i in range(0, len(plain), max(1, len(plain) // 12)):
-        a, b = _seeded(plain, i, seed=i), _seeded(cached, i, seed=i)
-        assert torch.equal(a['inputs'], b['inputs'])
-        assert a['data_samples'].img_path == b['data_samples'].img_path
+        a = _seeded(plain, i, seed=i)
+        for other in (cached, originals):
+            b = _seeded(other, i, seed=i)
+            assert torch.equal(a['inputs'], b['inputs'])
+            for key in ('img_path', 'text', 'image_id', 'text_id'):
+                assert getattr(a['data_samples'], key) == getattr(
+                    b['data_samples'], key)
 
 
 def test_bad_image_cache_config(shared_data, tmp_path):

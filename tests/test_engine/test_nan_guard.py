@@ -130,6 +130,12 @@ def test_nonfinite_terms_and_bad_arguments():
              loss_b=float('nan'), acc=torch.tensor(3)))
     assert terms == ['loss=inf', 'loss_b=nan']
     assert nonfinite_terms(None) == []
+    # all terms are checked at once; a float64 too large for float32 is
+    # still finite, and the per-term check names only real offenders
+    assert nonfinite_terms(dict(loss=torch.tensor(1e300, dtype=torch.float64),
+                                loss_a=torch.ones(3))) == []
+    assert nonfinite_terms(dict(a=torch.tensor([1.0, float('nan')]),
+                                b=torch.tensor(2.0))) == ['a=non-finite']
     with pytest.raises(ValueError, match='action'):
         NaNGuardHook(action='ignore')
     with pytest.raises(ValueError, match='check_interval'):

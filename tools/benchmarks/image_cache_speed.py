@@ -1,24 +1,33 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """Goal: the decoded-image cache gives >= 3x images/s/worker, same output.
 
-One worker = this process running the RS train transforms
-(``LoadImageFromFile`` -> ``RandomResizedCrop(224, bicubic, 0.5-1.0)`` ->
-``RandomFlip(0.5)`` -> ``PackInputs``) on the real sample images of the
-shared data folder, cycled, OpenCV single-threaded as in mmengine workers:
+One worker = this process running a dataset's train transforms, taken from
+its config (``configs/_base_/datasets/<name>.py``: ``LoadImageFromFile`` ->
+``RandomResizedCrop(img_scale, bicubic, 0.5-1.0)`` -> ``RandomFlip(0.5)``
+-> ``PackInputs``), on the real sample images of the shared data folder,
+cycled, OpenCV and torch single-threaded as in mmengine workers. Variants:
 
 * ``decode``: the pipeline as configured (the file cache is warm);
-* ``cache``: the same pipeline with ``LoadImageFromFile`` served by
-  :class:`rsitr_mm.datasets.transforms.LoadImageFromCache` (built once into
-  a temporary folder before timing; what ``image_cache=dict(...)`` in a
-  dataset config does).
+* ``cache``: what ``image_cache=dict(cache_dir=...)`` in the dataset config
+  makes of it (:func:`rsitr_mm.datasets.image_cache.attach_image_cache`):
+  ``LoadImageFromCache`` (a read-only view of the memory map, no copy) and
+  the exact fast transforms;
+* for attribution, ``decode + fast``: decoding with the fast transforms,
+  and ``cache, original transforms``: the cache with mmpretrain's / mmcv's
+  transforms (``fast_transforms=False``).
 
-The two alternate ``--reps`` times in one process; the ratio of the
-medians is printed. Before timing, every image is run through both with the
-same seed and the packed tensors are compared (must be identical).
+The variants alternate ``--reps`` times in one process. Rates are images
+per **CPU second of this process** (``time.process_time``: one worker is
+one single-threaded process, and CPU time is not inflated by other jobs
+taking the cores, unlike wall time; wall rates are printed too). Medians
+of the reps; the goal compares ``cache`` with ``decode``. Before timing,
+every image is run through every variant with the same seed and the packed
+tensors are compared (must be identical, as must be the random state
+after them).
 
 Example::
 
-    python tools/benchmarks/image_cache_speed.py --images 600 --reps 5
+    python tools/benchmarks/image_cache_speed.py --images 300 --reps 7
 """
 import argparse
 import glob
@@ -35,89 +44,131 @@ sys.path.insert(0, REPO)
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import Compose  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import rsitr_mm  # noqa: E402,F401
 from rsitr_mm.datasets.image_cache import ImageCache  # noqa: E402
-from rsitr_mm.datasets.transforms import LoadImageFromCache  # noqa: E402
+from rsitr_mm.datasets.transforms import (LoadImageFromCache,  # noqa: E402
+                                          use_fast_transforms)
 
 DATA = osp.join(osp.dirname(REPO), 'shared', 'data')
 GOAL = 3.0
-TAIL = [
-    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.5, 1.0),
-         interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs', algorithm_keys=['text', 'image_id'],
-         meta_keys=['img_path']),
-]
+#: (dataset config, sample folder, what the images are)
 CASES = [
-    ('256 px tif (RSITMD/UCM samples)',
-     ['rsitmd_sample/images/*.tif', 'ucm_sample/images/*.tif']),
-    ('224 px jpg (RSICD sample)', ['rsicd_sample/images/*.jpg']),
+    ('rsicd', 'rsicd_sample', 'RSICD, 224 px jpg'),
+    ('rsitmd', 'rsitmd_sample', 'RSITMD, 256 px tif'),
+    ('ucm', 'ucm_sample', 'UCM, 256 px tif'),
+    ('sydney', 'sydney_sample', 'Sydney, 500 px tif (PackBits)'),
 ]
+VARIANTS = ('decode', 'cache', 'decode + fast', 'cache, original transforms')
+
+
+def pipelines(cfg_pipeline, cache):
+    """The four variants of a train pipeline (see the module docstring)."""
+    out = {}
+    for name in VARIANTS:
+        pipe = Compose(cfg_pipeline)
+        if name.startswith('cache'):
+            fast = name == 'cache'
+            pipe.transforms[0] = LoadImageFromCache(
+                cache, loader=pipe.transforms[0], copy=not fast)
+        else:
+            fast = name == 'decode + fast'
+        if fast:
+            use_fast_transforms(pipe.transforms)
+        out[name] = pipe
+    return out
 
 
 def rate(pipeline, files, n):
-    start = time.perf_counter()
+    """(images per CPU second, images per wall second)."""
+    cpu, wall = time.process_time(), time.perf_counter()
     for i in range(n):
         pipeline(dict(img_path=files[i % len(files)], text='a caption',
-                      image_id=i))
-    return n / (time.perf_counter() - start)
+                      image_id=i, text_id=i, filename=''))
+    return (n / (time.process_time() - cpu),
+            n / (time.perf_counter() - wall))
 
 
-def identical(plain, cached, files):
-    for i, f in enumerate(files):
+def identical(pipes, files, rounds=4):
+    """Same packed tensor and random state from every variant."""
+    for i in range(rounds * len(files)):
         outs = []
-        for pipe in (plain, cached):
+        for pipe in pipes.values():
             random.seed(i)
             np.random.seed(i)
             torch.manual_seed(i)
-            outs.append(pipe(dict(img_path=f, text='c', image_id=i)))
-        if not torch.equal(outs[0]['inputs'], outs[1]['inputs']):
-            return False
+            out = pipe(dict(img_path=files[i % len(files)], text='c',
+                            image_id=i, text_id=i, filename=''))
+            outs.append((out['inputs'], np.random.random_sample()))
+        for t, u in outs[1:]:
+            if not (torch.equal(outs[0][0], t) and outs[0][1] == u):
+                return False
     return True
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--data', default=DATA, help='shared data folder')
-    p.add_argument('--images', type=int, default=600, help='per repetition')
-    p.add_argument('--reps', type=int, default=5)
+    p.add_argument('--images', type=int, default=300, help='per repetition')
+    p.add_argument('--reps', type=int, default=7)
     args = p.parse_args(argv)
     init_default_scope('mmpretrain')
     cv2.setNumThreads(0)  # as in mmengine workers (opencv_num_threads=0)
     torch.set_num_threads(1)
     rows, held = [], True
     with tempfile.TemporaryDirectory() as tmp:
-        for name, patterns in CASES:
-            files = sorted(f for pat in patterns
-                           for f in glob.glob(osp.join(args.data, pat)))
+        for cfg_name, folder, label in CASES:
+            files = sorted(glob.glob(osp.join(args.data, folder, 'images',
+                                              '*')))
             if not files:
                 continue
+            cfg = Config.fromfile(
+                osp.join(REPO, 'configs', '_base_', 'datasets',
+                         cfg_name + '.py'))
             t0 = time.perf_counter()
-            cache = ImageCache.build(files, tmp, progress=False)
+            cache = ImageCache.build(files, osp.join(tmp, cfg_name),
+                                     progress=False)
             build_s = time.perf_counter() - t0
-            plain = Compose([dict(type='LoadImageFromFile')] + TAIL)
-            cached = Compose([LoadImageFromCache(cache)] + TAIL)
-            same = identical(plain, cached, files)
-            rate(plain, files, len(files))  # warm the file cache
-            rate(cached, files, len(files))
-            r_plain, r_cache = [], []
+            pipes = pipelines(cfg.train_pipeline, cache)
+            same = identical(pipes, files)
+            for pipe in pipes.values():  # warm up
+                rate(pipe, files, len(files))
+            rates = {name: [] for name in pipes}
             for _ in range(args.reps):
-                r_plain.append(rate(plain, files, args.images))
-                r_cache.append(rate(cached, files, args.images))
-            a, b = statistics.median(r_plain), statistics.median(r_cache)
-            held &= same and b / a >= GOAL
-            rows.append((name, len(files), a, b, same, build_s))
-    print(f'\nOne worker (this process), {args.reps} interleaved reps x '
-          f'{args.images} images, medians\n')
-    print('| images | files | decode (images/s) | cache (images/s) | ratio |'
-          ' identical output | cache build (s) |')
-    print('|---|---:|---:|---:|---:|---|---:|')
-    for name, n, a, b, same, build_s in rows:
-        print(f'| {name} | {n} | {a:.0f} | {b:.0f} | {b / a:.2f}x | '
-              f'{same} | {build_s:.2f} |')
+                for name, pipe in pipes.items():
+                    rates[name].append(rate(pipe, files, args.images))
+            med = {name: (statistics.median(r[0] for r in rs),
+                          statistics.median(r[1] for r in rs))
+                   for name, rs in rates.items()}
+            ratio = med['cache'][0] / med['decode'][0]
+            held &= same and ratio >= GOAL
+            rows.append((label, len(files), med, ratio, same, build_s))
+    print(f'\nOne worker (this process, 1 thread), {args.reps} interleaved '
+          f'reps x {args.images} images, medians; images per CPU second '
+          '(per wall second in brackets)\n')
+    print('| images | files | decode | cache | **ratio** | decode + fast | '
+          'cache, original transforms | identical output | '
+          'cache build (s) |')
+    print('|---|---:|---:|---:|---:|---:|---:|---|---:|')
+    for label, n, med, ratio, same, build_s in rows:
+        cells = {k: f'{v[0]:.0f} ({v[1]:.0f})' for k, v in med.items()}
+        print(f'| {label} | {n} | {cells["decode"]} | {cells["cache"]} | '
+              f'**{ratio:.2f}x** | {cells["decode + fast"]} | '
+              f'{cells["cache, original transforms"]} | {same} | '
+              f'{build_s:.2f} |')
+    print('\nratio = cache / decode (CPU-time rates). Without the fast '
+          'transforms the cache gives: ' + ', '.join(
+              f'{label.split(",")[0]} '
+              f'{med["cache, original transforms"][0] / med["decode"][0]:.2f}x'
+              for label, _, med, _, _, _ in rows)
+          + '; the fast transforms alone (decode + fast / decode): '
+          + ', '.join(
+              f'{label.split(",")[0]} '
+              f'{med["decode + fast"][0] / med["decode"][0]:.2f}x'
+              for label, _, med, _, _, _ in rows))
     print(f'\ngoal (>= {GOAL:.0f}x images/s/worker, identical output): '
           f'{"HOLDS" if held and rows else "NOT MET"}')
 

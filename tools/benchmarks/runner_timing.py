@@ -28,11 +28,15 @@ def first_item(items):
 
 class StampHook(Hook):
     """Record the time at the very end of every training iteration (and at
-    the start of the epoch); with ``sync`` the GPU is synchronised first."""
+    the start of the epoch); with ``sync`` the GPU is synchronised first.
+
+    ``stamps`` holds wall-clock times (``time.perf_counter``), ``cpu_stamps``
+    the CPU time of the process (``time.process_time``) at the same points.
+    """
     priority = 'LOWEST'
 
     def __init__(self, sync: bool):
-        self.sync, self.stamps = sync, []
+        self.sync, self.stamps, self.cpu_stamps = sync, [], []
 
     def before_train_epoch(self, runner):
         self._stamp()
@@ -45,3 +49,4 @@ class StampHook(Hook):
         if self.sync:
             torch.cuda.synchronize()
         self.stamps.append(time.perf_counter())
+        self.cpu_stamps.append(time.process_time())

@@ -24,12 +24,16 @@ class LoadImageFromCache(BaseTransform):
         loader (LoadImageFromFile | dict, optional): the transform it
             replaces (its ``to_float32`` is honoured; it loads cache
             misses). Defaults to ``LoadImageFromFile()``.
+        copy (bool): give each image as a writable copy. ``False`` gives a
+            read-only view of the cache's memory map, for pipelines whose
+            next transform does not write to its input (then writing to it
+            raises instead of corrupting the cache). Defaults to True.
     """
 
     def __init__(self,
                  cache,
-                 loader: Optional[Union[LoadImageFromFile, dict]] = None
-                 ) -> None:
+                 loader: Optional[Union[LoadImageFromFile, dict]] = None,
+                 copy: bool = True) -> None:
         from ..image_cache import ImageCache
         if isinstance(cache, str):
             cache = ImageCache(cache)
@@ -39,9 +43,10 @@ class LoadImageFromCache(BaseTransform):
         elif isinstance(loader, dict):
             loader = TRANSFORMS.build(loader)
         self.loader = loader
+        self.copy = copy
 
     def transform(self, results: dict) -> Optional[dict]:
-        img = self.cache.get(results['img_path'])
+        img = self.cache.get(results['img_path'], copy=self.copy)
         if img is None:
             return self.loader.transform(results)
         if self.loader.to_float32:
@@ -53,4 +58,4 @@ class LoadImageFromCache(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(cache={self.cache.meta_file!r}, '
-                f'loader={self.loader!r})')
+                f'loader={self.loader!r}, copy={self.copy})')
