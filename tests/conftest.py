@@ -22,3 +22,62 @@ def shared_data() -> str:
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO_ROOT
+
+
+# The tiny TinyCNN + BiGRU demo model (configs/demo_tinycnn-bigru_synthetic.py
+# shrunk further) that the CLI / runner tests train and test on synthetic data.
+TINY_DEMO_CONFIG = """
+_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
+{imports}data_root = r'{data_root}'
+model = dict(
+    image_encoder=dict(base_channels=8, num_stages=3, out_indices=(2, )),
+    image_in_channels=32,
+    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
+                      word_dim=16, hidden_dim=32),
+    text_in_channels=32,
+    embed_dim=32)
+"""
+CUSTOM_IMPORTS = ("custom_imports = dict(imports=['rsitr_mm'], "
+                  'allow_failed_imports=False)\n')
+
+
+class TinyDemo:
+    """Synthetic data set + config file for the tiny demo model."""
+
+    @staticmethod
+    def dataset(root, *, num_images: int, split: tuple, seed: int) -> str:
+        """Generate ``root/data`` (32 px images); return its path."""
+        from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
+        data_root = osp.join(str(root), 'data')
+        generate_synthetic_dataset(
+            data_root, num_images=num_images, image_size=32, seed=seed,
+            split=split, progress=False)
+        return data_root
+
+    @staticmethod
+    def config(path, data_root: str, extra: str = '',
+               custom_imports: bool = False) -> str:
+        """Write the tiny model config + ``extra`` lines to ``path``.
+
+        Args:
+            path: the config file to write.
+            data_root: the synthetic data set (see :meth:`dataset`).
+            extra: config lines appended after ``model`` (dataloaders, ...).
+            custom_imports: add ``custom_imports = dict(imports=['rsitr_mm'])``
+                (for runs whose working directory is outside the repository).
+
+        Returns:
+            str: ``path``.
+        """
+        text = TINY_DEMO_CONFIG.format(
+            repo=REPO_ROOT, data_root=data_root,
+            imports=CUSTOM_IMPORTS if custom_imports else '')
+        with open(str(path), 'w') as f:
+            f.write(text + extra)
+        return str(path)
+
+
+@pytest.fixture(scope='session')
+def tiny_demo() -> type:
+    """:class:`TinyDemo`: writes the tiny demo data set and configs."""
+    return TinyDemo

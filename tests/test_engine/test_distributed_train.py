@@ -41,23 +41,13 @@ import torch
 from mmengine.dataset import DefaultSampler
 from mmengine.dataset import sampler as sampler_mod
 
-from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CHANCE_RSUM = 80.0  # 40 images: i2t/t2i R@1,5,10 = 2.5 + 12.5 + 25 each
 RSUM_TOLERANCE = 60.0
 
-CONFIG = """
-_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
-custom_imports = dict(imports=['rsitr_mm'], allow_failed_imports=False)
-data_root = r'{data_root}'
-model = dict(
-    image_encoder=dict(base_channels=8, num_stages=3, out_indices=(2, )),
-    image_in_channels=32,
-    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=16, hidden_dim=32),
-    text_in_channels=32,
-    embed_dim=32)
+# lines after the tiny demo model (tests/conftest.py, custom_imports=True)
+CONFIG = """\
 train_dataloader = dict(batch_size=16, dataset=dict(data_root=data_root))
 val_dataloader = dict(batch_size=10, dataset=dict(data_root=data_root))
 test_dataloader = None
@@ -106,15 +96,12 @@ def _rsum(log):
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('dist_train')
-    data_root = str(root / 'data')
-    generate_synthetic_dataset(
-        data_root, num_images=80, image_size=32, seed=5, split=(40, 40, 0),
-        progress=False)
-    cfg = root / 'cfg.py'
-    cfg.write_text(CONFIG.format(repo=REPO, data_root=data_root))
-    return root, str(cfg)
+    data_root = tiny_demo.dataset(root, num_images=80, split=(40, 40, 0),
+                                  seed=5)
+    return root, tiny_demo.config(root / 'cfg.py', data_root, CONFIG,
+                                  custom_imports=True)
 
 
 def _sampler(monkeypatch, n, rank, world):

@@ -27,22 +27,12 @@ import time
 import pytest
 import torch
 
-from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ITERS_PER_EPOCH = 12  # 40 images x 5 captions // batch 16
 
-CONFIG = """
-_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
-custom_imports = dict(imports=['rsitr_mm'], allow_failed_imports=False)
-data_root = r'{data_root}'
-model = dict(
-    image_encoder=dict(base_channels=8, num_stages=3, out_indices=(2, )),
-    image_in_channels=32,
-    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=16, hidden_dim=32),
-    text_in_channels=32,
-    embed_dim=32)
+# lines after the tiny demo model (tests/conftest.py, custom_imports=True)
+CONFIG = """\
 train_dataloader = dict(batch_size=16, dataset=dict(data_root=data_root))
 val_dataloader = dict(batch_size=10, dataset=dict(data_root=data_root))
 test_dataloader = dict(batch_size=10, dataset=dict(data_root=data_root))
@@ -144,20 +134,18 @@ def _assert_same_state(a, b):
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('resume')
-    data_root = str(root / 'data')
-    generate_synthetic_dataset(
-        data_root, num_images=60, image_size=32, seed=5, split=(40, 10, 10),
-        progress=False)
+    data_root = tiny_demo.dataset(root, num_images=60, split=(40, 10, 10),
+                                  seed=5)
     (root / 'pause_hook.py').write_text(PAUSE_HOOK)
     cfgs = {}
     for name, ckpt in (('epoch', 'interval=1'),
                        ('iter', 'interval=4, by_epoch=False')):
         path = root / f'cfg_{name}.py'
-        path.write_text(
-            CONFIG.format(repo=REPO, data_root=data_root, ckpt=ckpt))
-        cfgs[name] = str(path)
+        cfgs[name] = tiny_demo.config(path, data_root,
+                                      CONFIG.format(ckpt=ckpt),
+                                      custom_imports=True)
     return root, cfgs
 
 

@@ -14,21 +14,11 @@ import sys
 
 import pytest
 
-from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-CONFIG = """
-_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
-custom_imports = dict(imports=['rsitr_mm'], allow_failed_imports=False)
-data_root = r'{data_root}'
-model = dict(
-    image_encoder=dict(base_channels=8, num_stages=3, out_indices=(2, )),
-    image_in_channels=32,
-    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=16, hidden_dim=32),
-    text_in_channels=32,
-    embed_dim=32)
+# lines after the tiny demo model (tests/conftest.py, custom_imports=True)
+CONFIG = """\
 train_dataloader = dict(batch_size=16, dataset=dict(data_root=data_root))
 val_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
 test_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
@@ -52,18 +42,16 @@ def _run(args, cwd, timeout=300, **extra_env):
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('roundtrip')
-    data_root = str(root / 'data')
-    generate_synthetic_dataset(
-        data_root, num_images=108, image_size=32, seed=3,
-        split=(40, 10, 58), progress=False)
+    data_root = tiny_demo.dataset(root, num_images=108, split=(40, 10, 58),
+                                  seed=3)
     cfgs = {}
     for epochs in (1, 2):
         path = root / f'cfg_{epochs}e.py'
-        path.write_text(
-            CONFIG.format(repo=REPO, data_root=data_root, epochs=epochs))
-        cfgs[epochs] = str(path)
+        cfgs[epochs] = tiny_demo.config(path, data_root,
+                                        CONFIG.format(epochs=epochs),
+                                        custom_imports=True)
     return root, cfgs
 
 

@@ -11,7 +11,6 @@ import torch
 from mmengine.evaluator import Evaluator
 
 import rsitr_mm  # noqa: F401
-from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 from rsitr_mm.evaluation import (RERANKERS, RSRetrievalMetric,
                                  build_reranker, dual_softmax,
                                  evaluate_reranked, inverted_softmax,
@@ -144,28 +143,17 @@ def test_merge_directions_recomputes_sums():
         'p/i2t_R@1': 10.0, 'p/t2i_R@1': 30.0, 'p/mR': 20.0, 'p/rsum': 40.0}
 
 
-CONFIG = """
-_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
-data_root = r'{data_root}'
-model = dict(
-    image_encoder=dict(base_channels=8, num_stages=3, out_indices=(2, )),
-    image_in_channels=32,
-    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=16, hidden_dim=32),
-    text_in_channels=32,
-    embed_dim=32)
+# lines after the tiny demo model (tests/conftest.py)
+CONFIG = """\
 test_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
 test_cfg = dict(rerank=dict(type='dual_softmax', temperature=0.05))
 """
 
 
-def test_tools_test_reports_raw_and_reranked(tmp_path):
-    data_root = str(tmp_path / 'data')
-    generate_synthetic_dataset(
-        data_root, num_images=36, image_size=32, seed=0, split=(12, 4, 20),
-        progress=False)
-    cfg = tmp_path / 'cfg.py'
-    cfg.write_text(CONFIG.format(repo=REPO, data_root=data_root))
+def test_tools_test_reports_raw_and_reranked(tmp_path, tiny_demo):
+    data_root = tiny_demo.dataset(tmp_path, num_images=36, split=(12, 4, 20),
+                                  seed=0)
+    cfg = tiny_demo.config(tmp_path / 'cfg.py', data_root, CONFIG)
     out = tmp_path / 'metrics.json'
     env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=REPO)
     proc = subprocess.run(

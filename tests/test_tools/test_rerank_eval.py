@@ -9,32 +9,20 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
-from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
-
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / 'tools' / 'analysis_tools' / 'rerank_eval.py'
 
-CONFIG = """
-_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
-data_root = r'{data_root}'
-model = dict(
-    image_encoder=dict(base_channels=8, num_stages=3, out_indices=(2, )),
-    image_in_channels=32,
-    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=16, hidden_dim=32),
-    text_in_channels=32,
-    embed_dim=32)
+# lines after the tiny demo model (tests/conftest.py)
+CONFIG = """\
 test_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
 """
 
 
-def test_rerank_eval_rows(tmp_path, capsys):
-    data_root = str(tmp_path / 'data')
-    generate_synthetic_dataset(
-        data_root, num_images=30, image_size=32, seed=0, split=(10, 4, 16),
-        progress=False)
+def test_rerank_eval_rows(tmp_path, capsys, tiny_demo):
+    data_root = tiny_demo.dataset(tmp_path, num_images=30, split=(10, 4, 16),
+                                  seed=0)
     cfg_path = tmp_path / 'cfg.py'
-    cfg_path.write_text(CONFIG.format(repo=REPO, data_root=data_root))
+    tiny_demo.config(cfg_path, data_root, CONFIG)
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(str(cfg_path)).model)

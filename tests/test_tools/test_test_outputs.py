@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 from rsitr_mm.evaluation import retrieval_recall
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -73,31 +72,19 @@ def test_predictions_follow_the_metric_tie_rule(tool):
         100 * (pred['t2i_rank'] < 2).mean())
 
 
-CONFIG = """
-_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
-data_root = r'{data_root}'
-model = dict(
-    image_encoder=dict(base_channels=8, num_stages=3, out_indices=(2, )),
-    image_in_channels=32,
-    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=16, hidden_dim=32),
-    text_in_channels=32,
-    embed_dim=32)
+# lines after the tiny demo model (tests/conftest.py)
+CONFIG = """\
 test_dataloader = dict(batch_size=8, num_workers=0,
                        dataset=dict(data_root=data_root))
 """
 
 
 @pytest.fixture(scope='module')
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('test_outputs')
-    data_root = str(root / 'data')
-    generate_synthetic_dataset(
-        data_root, num_images=20, image_size=32, seed=0, split=(8, 4, 8),
-        progress=False)
-    cfg = root / 'cfg.py'
-    cfg.write_text(CONFIG.format(repo=REPO, data_root=data_root))
-    return root, str(cfg)
+    data_root = tiny_demo.dataset(root, num_images=20, split=(8, 4, 8),
+                                  seed=0)
+    return root, tiny_demo.config(root / 'cfg.py', data_root, CONFIG)
 
 
 def test_pred_file_and_grids(tool, run_dir, capsys):
