@@ -6,11 +6,11 @@ The old command line python tools/visualize_attention.py IMAGE CONFIG
 tools/visualization/visualize_attention.py CONFIG CKPT IMAGE ..., or with
 --random-init when no checkpoint is given (what this path did).
 """
-import argparse
 import os.path as osp
-import runpy
 import sys
 from typing import List, Optional
+
+from rsitr_mm.visualization.tool_args import forward_to, old_image_tool_argv
 
 NEW = osp.join(osp.dirname(osp.abspath(__file__)), 'visualization',
                'visualize_attention.py')
@@ -18,36 +18,16 @@ NEW = osp.join(osp.dirname(osp.abspath(__file__)), 'visualization',
 
 def translate(argv: List[str]) -> List[str]:
     """Old arguments (IMAGE CONFIG [--checkpoint CKPT]) in the new order."""
-    parser = argparse.ArgumentParser(prog='tools/visualize_attention.py')
-    parser.add_argument('image')
-    parser.add_argument('config')
-    parser.add_argument('--checkpoint')
-    parser.add_argument('--out', required=True)
-    parser.add_argument('--img-size')
-    parser.add_argument('--alpha')
-    parser.add_argument('--device')
-    parser.add_argument('--cfg-options', nargs='+')
-    args = parser.parse_args(argv)
-    new = [args.config] + ([args.checkpoint] if args.checkpoint else []) + [
-        args.image, '--out', args.out
-    ]
-    if not args.checkpoint:
-        new.append('--random-init')
-    for opt in ('img_size', 'alpha', 'device'):
-        if getattr(args, opt, None) is not None:
-            new += ['--' + opt.replace('_', '-'), getattr(args, opt)]
-    if args.cfg_options:
-        new += ['--cfg-options'] + args.cfg_options
-    return new
+    return old_image_tool_argv('tools/visualize_attention.py', argv,
+                               ('img_size', 'alpha', 'device'))
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    new = translate(sys.argv[1:] if argv is None else argv)
-    print('note: tools/visualize_attention.py moved to '
-          'tools/visualization/visualize_attention.py (CONFIG CHECKPOINT '
-          'IMAGE first); forwarding', file=sys.stderr)
-    sys.argv = [NEW] + new
-    runpy.run_path(NEW, run_name='__main__')
+    forward_to(
+        NEW, translate(sys.argv[1:] if argv is None else argv),
+        'note: tools/visualize_attention.py moved to '
+        'tools/visualization/visualize_attention.py (CONFIG CHECKPOINT '
+        'IMAGE first); forwarding')
 
 
 if __name__ == '__main__':

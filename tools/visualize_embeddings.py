@@ -7,9 +7,10 @@ untrained model) becomes ``--random-init``.
 """
 import argparse
 import os.path as osp
-import runpy
 import sys
 from typing import List, Optional
+
+from rsitr_mm.visualization.tool_args import forward_to
 
 NEW = osp.join(osp.dirname(osp.abspath(__file__)), 'visualization',
                'visualize_embeddings.py')
@@ -40,12 +41,10 @@ def translate(argv: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    new = translate(sys.argv[1:] if argv is None else argv)
-    print('note: tools/visualize_embeddings.py moved to '
-          'tools/visualization/visualize_embeddings.py; forwarding',
-          file=sys.stderr)
-    sys.argv = [NEW] + new
-    runpy.run_path(NEW, run_name='__main__')
+    forward_to(
+        NEW, translate(sys.argv[1:] if argv is None else argv),
+        'note: tools/visualize_embeddings.py moved to '
+        'tools/visualization/visualize_embeddings.py; forwarding')
 
 
 if __name__ == '__main__':

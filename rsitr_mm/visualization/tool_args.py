@@ -4,10 +4,17 @@
 Every tool under ``tools/visualization/`` takes ``CONFIG CHECKPOINT`` first,
 as mmpretrain's tools do, and refuses to draw without a checkpoint unless
 ``--random-init`` says that an untrained model is meant.
+
+The old tool paths that moved (``tools/visualize_*.py``,
+``tools/analysis/*.py``) forward with :func:`forward_to`, the image tools
+after :func:`old_image_tool_argv` has put their old arguments in the new
+order.
 """
 import argparse
 import os.path as osp
-from typing import Optional
+import runpy
+import sys
+from typing import List, Optional, Sequence
 
 from mmengine.config import DictAction
 
@@ -71,3 +78,54 @@ def checked_checkpoint(parser: argparse.ArgumentParser,
         parser.error(f'checkpoint {args.checkpoint!r} does not exist '
                      '(pass --random-init to draw an untrained model)')
     return args.checkpoint
+
+
+def old_image_tool_argv(prog: str, argv: List[str],
+                        options: Sequence[str]) -> List[str]:
+    """Old ``IMAGE CONFIG [--checkpoint CKPT] --out OUT`` in the new order.
+
+    The result is ``CONFIG [CKPT] IMAGE --out OUT`` (``--random-init`` when
+    no checkpoint is given, which the old paths then drew), the given
+    ``options`` and ``--cfg-options`` passed on unchanged.
+
+    Args:
+        prog (str): the old tool's path, for its usage message.
+        argv (list[str]): the old command line, without the program.
+        options (Sequence[str]): the old tool's other options, as argparse
+            destinations (``'img_size'`` for ``--img-size``).
+
+    Returns:
+        list[str]: the new tool's command line, without the program.
+    """
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument('image')
+    parser.add_argument('config')
+    parser.add_argument('--checkpoint')
+    parser.add_argument('--out', required=True)
+    for opt in options:
+        parser.add_argument('--' + opt.replace('_', '-'))
+    parser.add_argument('--cfg-options', nargs='+')
+    args = parser.parse_args(argv)
+    new = [args.config] + ([args.checkpoint] if args.checkpoint else []) + [
+        args.image, '--out', args.out
+    ]
+    if not args.checkpoint:
+        new.append('--random-init')
+    for opt in options:
+        if getattr(args, opt, None) is not None:
+            new += ['--' + opt.replace('_', '-'), getattr(args, opt)]
+    if args.cfg_options:
+        new += ['--cfg-options'] + args.cfg_options
+    return new
+
+
+def forward_to(new: str, argv: List[str], note: str) -> None:
+    """Run the tool at path ``new`` as ``__main__`` with ``argv``.
+
+    Prints ``note`` (where the tool moved) to stderr first; ``sys.argv``
+    becomes ``[new] + argv``. What the tool raises (``SystemExit``) passes
+    through.
+    """
+    print(note, file=sys.stderr)
+    sys.argv = [new] + list(argv)
+    runpy.run_path(new, run_name='__main__')
