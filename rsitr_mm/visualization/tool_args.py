@@ -80,6 +80,59 @@ def checked_checkpoint(parser: argparse.ArgumentParser,
     return args.checkpoint
 
 
+def add_image_args(parser: argparse.ArgumentParser,
+                   img_size_default: str = 'keep') -> None:
+    """:func:`add_model_args`, then ``IMAGE``, ``--out`` and ``--img-size``.
+
+    For the tools that draw maps of one image (``CONFIG CHECKPOINT IMAGE
+    --out OUT.png``); see :func:`load_model_and_image`.
+
+    Args:
+        parser (argparse.ArgumentParser): the tool's parser.
+        img_size_default (str): what ``--img-size``'s help says of its
+            default.
+    """
+    add_model_args(parser)
+    parser.add_argument('image', help='image file')
+    parser.add_argument('--out', required=True, help='output PNG path')
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        default=None,
+        help='resize the test pipeline\'s output to this square size '
+        f'(default: {img_size_default})')
+
+
+def load_model_and_image(parser: argparse.ArgumentParser,
+                         args: argparse.Namespace,
+                         usage: str = 'CONFIG CHECKPOINT IMAGE') -> tuple:
+    """The model and test image of a tool built with :func:`add_image_args`.
+
+    Exits through ``parser.error`` when the checkpoint is not as
+    :func:`checked_checkpoint` expects or the image does not exist.
+
+    Args:
+        parser (argparse.ArgumentParser): the tool's parser.
+        args (argparse.Namespace): its parsed arguments.
+        usage (str): the positional arguments, for the message.
+
+    Returns:
+        tuple: ``(model, image, checkpoint)``: the retriever that
+        ``init_retriever`` builds on ``args.device``, the ``(H, W, 3)`` BGR uint8 image as the config's
+        test pipeline reads it (resized to ``--img-size``), and the
+        checkpoint path (None with ``--random-init``).
+    """
+    from rsitr_mm.apis import init_retriever
+    from .neck_maps import load_test_image
+    checkpoint = checked_checkpoint(parser, args, usage)
+    if not osp.isfile(args.image):
+        parser.error(f'image {args.image!r} does not exist')
+    model = init_retriever(args.config, checkpoint, args.device,
+                           args.cfg_options,
+                           trust_checkpoint=args.trust_checkpoint)
+    image = load_test_image(model, args.image, args.img_size)
+    return model, image, checkpoint
+
 def old_image_tool_argv(prog: str, argv: List[str],
                         options: Sequence[str]) -> List[str]:
     """Old ``IMAGE CONFIG [--checkpoint CKPT] --out OUT`` in the new order.

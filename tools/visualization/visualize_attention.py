@@ -30,12 +30,10 @@ import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
 import mmcv
 import torch
 
-from rsitr_mm.apis import init_retriever
 from rsitr_mm.visualization.attention import draw_attention_maps
-from rsitr_mm.visualization.neck_maps import (load_test_image,
-                                              neck_maps_of_image)
-from rsitr_mm.visualization.tool_args import (add_model_args,
-                                              checked_checkpoint)
+from rsitr_mm.visualization.neck_maps import neck_maps_of_image
+from rsitr_mm.visualization.tool_args import (add_image_args,
+                                              load_model_and_image)
 
 USAGE = 'CONFIG CHECKPOINT IMAGE'
 
@@ -43,15 +41,8 @@ USAGE = 'CONFIG CHECKPOINT IMAGE'
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Visualise the attention maps of a DAPN neck')
-    add_model_args(parser)
-    parser.add_argument('image', help='image file')
-    parser.add_argument('--out', required=True, help='output PNG path')
-    parser.add_argument(
-        '--img-size',
-        type=int,
-        default=None,
-        help='resize the test pipeline\'s output to this square size '
-        '(default: keep; it must then be a multiple of the patch size)')
+    add_image_args(
+        parser, 'keep; it must then be a multiple of the patch size')
     parser.add_argument('--alpha', type=float, default=0.5,
                         help='heat-map opacity')
     return parser
@@ -66,13 +57,7 @@ def compute_attention(model: torch.nn.Module, image_bgr, device: str = 'cpu'):
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    checkpoint = checked_checkpoint(parser, args, USAGE)
-    if not osp.isfile(args.image):
-        parser.error(f'image {args.image!r} does not exist')
-    model = init_retriever(args.config, checkpoint, args.device,
-                           args.cfg_options,
-                           trust_checkpoint=args.trust_checkpoint)
-    image = load_test_image(model, args.image, args.img_size)
+    model, image, checkpoint = load_model_and_image(parser, args, USAGE)
     _, maps = compute_attention(model, image, args.device)
     draw_attention_maps(
         mmcv.bgr2rgb(image),
