@@ -30,12 +30,13 @@ TINY_DEMO_CONFIG = """
 _base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
 {imports}data_root = r'{data_root}'
 model = dict(
-    image_encoder=dict(base_channels=8, num_stages=3, out_indices=(2, )),
-    image_in_channels=32,
+    image_encoder=dict(base_channels={base_channels}, num_stages={num_stages}, \
+out_indices=({out_index}, )),
+    image_in_channels={image_channels},
     text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=16, hidden_dim=32),
-    text_in_channels=32,
-    embed_dim=32)
+                      word_dim={word_dim}, hidden_dim={hidden_dim}),
+    text_in_channels={hidden_dim},
+    embed_dim={embed_dim})
 """
 CUSTOM_IMPORTS = ("custom_imports = dict(imports=['rsitr_mm'], "
                   'allow_failed_imports=False)\n')
@@ -56,7 +57,10 @@ class TinyDemo:
 
     @staticmethod
     def config(path, data_root: str, extra: str = '',
-               custom_imports: bool = False) -> str:
+               custom_imports: bool = False, base_channels: int = 8,
+               num_stages: int = 3, image_channels: int = 32,
+               word_dim: int = 16, hidden_dim: int = 32,
+               embed_dim: int = 32) -> str:
         """Write the tiny model config + ``extra`` lines to ``path``.
 
         Args:
@@ -65,13 +69,21 @@ class TinyDemo:
             extra: config lines appended after ``model`` (dataloaders, ...).
             custom_imports: add ``custom_imports = dict(imports=['rsitr_mm'])``
                 (for runs whose working directory is outside the repository).
+            base_channels, num_stages: TinyCNN's width and depth (its last
+                stage is the output).
+            image_channels: TinyCNN's output channels.
+            word_dim, hidden_dim: the BiGRU's word and output sizes.
+            embed_dim: the joint embedding size.
 
         Returns:
             str: ``path``.
         """
         text = TINY_DEMO_CONFIG.format(
             repo=REPO_ROOT, data_root=data_root,
-            imports=CUSTOM_IMPORTS if custom_imports else '')
+            imports=CUSTOM_IMPORTS if custom_imports else '',
+            base_channels=base_channels, num_stages=num_stages,
+            out_index=num_stages - 1, image_channels=image_channels,
+            word_dim=word_dim, hidden_dim=hidden_dim, embed_dim=embed_dim)
         with open(str(path), 'w') as f:
             f.write(text + extra)
         return str(path)

@@ -32,19 +32,10 @@ import rsitr_mm  # noqa: F401
 import rsitr_mm.utils.fileio as fileio
 from rsitr_mm.utils import safe_torch_load
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 EPOCHS = 3
 
-CONFIG = """
-_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
-data_root = r'{data}'
-model = dict(
-    image_encoder=dict(base_channels=4, num_stages=2, out_indices=(1, )),
-    image_in_channels=8,
-    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=8, hidden_dim=16),
-    text_in_channels=16,
-    embed_dim=16)
+# lines after the tiny demo model (tests/conftest.py, sizes in cfg_file)
+CONFIG = """\
 train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
 val_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
 test_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
@@ -71,16 +62,13 @@ class SimulatedKill(BaseException):
 
 
 @pytest.fixture(scope='module')
-def cfg_file(tmp_path_factory):
-    from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
+def cfg_file(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('faults')
-    data = str(root / 'data')
-    generate_synthetic_dataset(
-        data, num_images=22, image_size=32, seed=4, split=(8, 8, 6),
-        progress=False)
-    path = root / 'cfg.py'
-    path.write_text(CONFIG.format(repo=REPO, data=data, epochs=EPOCHS))
-    return str(path)
+    data = tiny_demo.dataset(root, num_images=22, split=(8, 8, 6), seed=4)
+    return tiny_demo.config(
+        root / 'cfg.py', data, CONFIG.format(epochs=EPOCHS), base_channels=4,
+        num_stages=2, image_channels=8, word_dim=8, hidden_dim=16,
+        embed_dim=16)
 
 
 _RUNS = [0]

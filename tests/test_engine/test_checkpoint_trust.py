@@ -194,32 +194,20 @@ def test_opt_in_is_explicit_and_scoped(tmp_path):
 
 
 # ---------------------------------------------------- real entry points
-TINY = """
-_base_ = [r'{repo}/configs/demo_tinycnn-bigru_synthetic.py']
-custom_imports = dict(imports=['rsitr_mm'], allow_failed_imports=False)
-data_root = r'{data}'
-model = dict(
-    image_encoder=dict(base_channels=4, num_stages=2, out_indices=(1, )),
-    image_in_channels=8,
-    text_encoder=dict(ann_files=[data_root + '/dataset_synthetic.json'],
-                      word_dim=8, hidden_dim=8),
-    text_in_channels=8,
-    embed_dim=8)
+# lines after the tiny demo model (tests/conftest.py, sizes in ``tiny``)
+TINY = """\
 test_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
 """
 
 
 @pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
+def tiny(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('trust')
-    data = str(root / 'data')
-    generate_synthetic_dataset(
-        data, num_images=8, image_size=32, seed=1, split=(4, 2, 2),
-        progress=False)
-    cfg = root / 'tiny.py'
-    cfg.write_text(TINY.format(repo=REPO, data=data))
-    return root, str(cfg)
+    data = tiny_demo.dataset(root, num_images=8, split=(4, 2, 2), seed=1)
+    return root, tiny_demo.config(
+        root / 'tiny.py', data, TINY, custom_imports=True, base_channels=4,
+        num_stages=2, image_channels=8, word_dim=8, hidden_dim=8,
+        embed_dim=8)
 
 
 def _evil(root, name='evil.pth'):
