@@ -75,7 +75,7 @@ def _load_domain(ann_file: str):
 
 
 def pretrain(data_dir: str,
-             steps: int = 800,
+             steps: int = 600,
              batch_size: int = 64,
              lr: float = 5e-4,
              seed: int = 0,
@@ -85,7 +85,7 @@ def pretrain(data_dir: str,
 
     Args:
         data_dir (str): A testbed cache folder (with ``pretrain/``).
-        steps (int): Optimisation steps. Defaults to 800.
+        steps (int): Optimisation steps. Defaults to 600.
         batch_size (int): Image-caption pairs per step (one random caption
             per image). Defaults to 64.
         lr (float): Peak AdamW learning rate (5% linear warm-up, cosine
@@ -202,7 +202,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='data/testbed',
         help='parent folder of the testbed caches (generated if missing)')
     parser.add_argument('--data-seed', type=int, default=0)
-    parser.add_argument('--steps', type=int, default=800)
+    parser.add_argument('--steps', type=int, default=600)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=5e-4)
     parser.add_argument('--seed', type=int, default=0)

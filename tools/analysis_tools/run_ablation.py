@@ -566,7 +566,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/testbed_ablation')
     parser.add_argument('--data-root', default='data/testbed')
     parser.add_argument('--data-seed', type=int, default=0)
-    parser.add_argument('--pretrain-steps', type=int, default=800)
+    parser.add_argument('--pretrain-steps', type=int, default=600)
     parser.add_argument(
         '--testbed-split',
         type=int,
