@@ -13,7 +13,7 @@ _base_ = [
 data_root = 'data/testbed/target'
 clip_path = 'data/testbed/clip_start'
 width = 128
-max_epochs = 4
+max_epochs = 3
 
 model = dict(
     image_encoder=dict(pretrained=clip_path),
@@ -35,8 +35,8 @@ model = dict(
             loss_weight=0.1,
             text_weight=0.5,
             # the shipped 500-step warm-up is ~15% of a real run; the
-            # testbed's run is 4 x 78 = 312 iterations
-            warmup_iters=48),
+            # testbed's run is 3 x 78 = 234 iterations
+            warmup_iters=36),
     ],
 )
 optim_wrapper = dict(
@@ -48,7 +48,7 @@ optim_wrapper = dict(
         }))
 # Testbed regime (docs/demo.md, "Testbed"): the small start is far from
 # converged on the target domain, so the backbone fine-tunes at 5e-4 (real
-# CLIP weights: 5e-6) for 4 epochs; the new modules keep the 2e-3 they had
+# CLIP weights: 5e-6) for 3 epochs; the new modules keep the 2e-3 they had
 # in the first 1-epoch run (lr_mult 4 here, not the shipped 20, which would
 # give them 1e-2).
 # one epoch = 1000 images x 5 captions / batch 64 = 78 iterations:
