@@ -8,5 +8,5 @@ model = dict(losses=[
         margin=0.2,
         semantic='none',
         loss_weight=0.5,
-        warmup_iters=8),
+        warmup_iters=24),
 ])

@@ -76,8 +76,8 @@ def _load_domain(ann_file: str):
 
 def pretrain(data_dir: str,
              steps: int = 600,
-             batch_size: int = 32,
-             lr: float = 2e-4,
+             batch_size: int = 64,
+             lr: float = 5e-4,
              seed: int = 0,
              force: bool = False,
              log_every: int = 50) -> str:
@@ -87,8 +87,9 @@ def pretrain(data_dir: str,
         data_dir (str): A testbed cache folder (with ``pretrain/``).
         steps (int): Optimisation steps. Defaults to 600.
         batch_size (int): Image-caption pairs per step (one random caption
-            per image). Defaults to 32.
-        lr (float): Peak AdamW learning rate (warm-up, cosine decay).
+            per image). Defaults to 64.
+        lr (float): Peak AdamW learning rate (5% linear warm-up, cosine
+            decay). Defaults to 5e-4.
         seed (int): Seed of the initial weights and the batches.
         force (bool): Retrain even if a complete folder exists.
         log_every (int): Print the loss every this many steps.
@@ -202,8 +203,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='parent folder of the testbed caches (generated if missing)')
     parser.add_argument('--data-seed', type=int, default=0)
     parser.add_argument('--steps', type=int, default=600)
-    parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--lr', type=float, default=2e-4)
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--lr', type=float, default=5e-4)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--force', action='store_true')
     parser.add_argument('--log-every', type=int, default=50)
