@@ -49,6 +49,8 @@ VARIANTS: Dict[str, List[Tuple[str, str, str]]] = {
         ('full', 'CLIP + DAPN + OSFCM (full)', 'testbed/osdpm_full.py'),
         ('dapn', 'CLIP + DAPN', 'testbed/osdpm_dapn.py'),
         ('clip-only', 'CLIP only', 'testbed/osdpm_clip-only.py'),
+        ('refine-only', 'full, OSFCM loss weight 0 (refinement only)',
+         'testbed/osdpm_refine-only.py'),
     ],
     'ssjdn': [
         ('full', 'SSJDN (BSD + LSD + STL)', 'testbed/ssjdn_full.py'),
