@@ -9,7 +9,7 @@ _base_ = ['./osdpm_full.py']
 model = dict(heads=[
     dict(
         type='ObjectSemanticClusterHead',
-        embed_dim={{_base_.width}},
+        embed_dim=128,
         ann_file='data/testbed/target/dataset_synthetic.json',
         split='train',
         top_k=30,
