@@ -49,6 +49,10 @@ VARIANTS: Dict[str, List[Tuple[str, str, str]]] = {
         ('full', 'CLIP + DAPN + OSFCM (full)', 'testbed/osdpm_full.py'),
         ('dapn', 'CLIP + DAPN', 'testbed/osdpm_dapn.py'),
         ('clip-only', 'CLIP only', 'testbed/osdpm_clip-only.py'),
+        ('refine-only', 'full, OSFCM loss weight 0 (refinement only)',
+         'testbed/osdpm_refine-only.py'),
+        ('loss-only', 'full, OSFCM refinement off (loss only)',
+         'testbed/osdpm_loss-only.py'),
     ],
     'ssjdn': [
         ('full', 'SSJDN (BSD + LSD + STL)', 'testbed/ssjdn_full.py'),
