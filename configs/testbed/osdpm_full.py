@@ -1,7 +1,8 @@
 # OSDPM on the synthetic testbed: the shipped OSDPM model (DAPN + OSFCM +
 # contrastive loss; schedule: _base_/schedules/testbed_finetune_3e.py) on
 # a small CLIP-architecture start pretrained on the testbed's disjoint
-# domain (tools/analysis_tools/pretrain_testbed_start.py: ViT 128 px / patch 16 -> 8x8 grid, width 128, 4 layers). The ablation runner
+# domain (tools/analysis_tools/pretrain_testbed_start.py: ViT 128 px /
+# patch 16 -> 8x8 grid, width 128, 4 layers). The ablation runner
 # (tools/analysis_tools/run_ablation.py) sets the paths and epochs.
 _base_ = [
     '../_base_/models/osdpm_clip_vit-b32.py',
