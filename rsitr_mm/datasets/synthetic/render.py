@@ -149,6 +149,32 @@ def render_background(background: str, size: int,
     return _BACKGROUND_FN[background](rng, size)
 
 
+def render_scene_ground(scene: Scene, size: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """The scene's land cover, with its urban pier strip when it has one.
+
+    Args:
+        scene (Scene): Its ``background`` and ``pier_side`` are used.
+        size (int): Side in pixels.
+        rng (numpy.random.Generator): Source of randomness.
+
+    Returns:
+        numpy.ndarray: float32 array of shape (size, size, 3), roughly in
+        ``[0, 255]`` (not clipped).
+    """
+    arr = render_background(scene.background, size, rng)
+    if scene.pier_side is not None:
+        pier = _urban(rng, size) * 0.95
+        p = int(round(PIER_FRACTION * size))
+        region = dict(
+            left=(slice(None), slice(0, p)),
+            right=(slice(None), slice(size - p, size)),
+            top=(slice(0, p), slice(None)),
+            bottom=(slice(size - p, size), slice(None)))[scene.pier_side]
+        arr[region] = pier[region]
+    return arr
+
+
 def _transform(points: Sequence[Point], cx: float, cy: float, angle: float,
                scale: float) -> List[Point]:
     """Scale, rotate and translate local coordinates."""
@@ -287,16 +313,7 @@ def render_scene(scene: Scene, image_size: int,
         numpy.ndarray: uint8 array of shape (image_size, image_size, 3), RGB.
     """
     s = int(image_size)
-    arr = render_background(scene.background, s, rng)
-    if scene.pier_side is not None:
-        pier = _urban(rng, s) * 0.95
-        p = int(round(PIER_FRACTION * s))
-        region = dict(
-            left=(slice(None), slice(0, p)),
-            right=(slice(None), slice(s - p, s)),
-            top=(slice(0, p), slice(None)),
-            bottom=(slice(s - p, s), slice(None)))[scene.pier_side]
-        arr[region] = pier[region]
+    arr = render_scene_ground(scene, s, rng)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), 'RGB')
     ss = 2 if s <= 128 else 1
     if ss > 1:

@@ -31,8 +31,8 @@ from PIL import Image, ImageDraw
 
 from .captions import tokenize
 from .generate import CAPTIONS_PER_IMAGE, _check_int
-from .render import _draw_group, _draw_line, _urban, render_background
-from .scene import PIER_FRACTION, SCENE_CLASSES, Scene
+from .render import _draw_group, _draw_line, render_scene_ground
+from .scene import SCENE_CLASSES, Scene
 from .testbed_captions import write_testbed_captions
 from .testbed_scene import (HELD_OUT_COMBOS, PRETRAIN_CLASSES,
                             PRETRAIN_COLOURS, sample_pretrain_scene,
@@ -152,16 +152,7 @@ def render_testbed_scene(scene: Scene, image_size: int, domain: str,
     """
     s = int(image_size)
     if domain == 'target':
-        arr = render_background(scene.background, s, rng)
-        if scene.pier_side is not None:
-            pier = _urban(rng, s) * 0.95
-            p = int(round(PIER_FRACTION * s))
-            region = dict(
-                left=(slice(None), slice(0, p)),
-                right=(slice(None), slice(s - p, s)),
-                top=(slice(0, p), slice(None)),
-                bottom=(slice(s - p, s), slice(None)))[scene.pier_side]
-            arr[region] = pier[region]
+        arr = render_scene_ground(scene, s, rng)
     else:
         arr = _pattern_floor(scene.background, s, rng)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), 'RGB')
