@@ -40,6 +40,16 @@ PAGE = r"""<!doctype html>
 </style>
 </head>
 <body>
+{% macro image_cards(results) %}
+    {% for r in results %}
+    <div class="card">
+      <img src="/thumb/{{ r.row }}" alt="{{ r.file }}">
+      <div class="meta"><span>#{{ r.rank }}</span>
+        <span class="score">{{ '%.4f' % r.score }}</span></div>
+      <div class="file">{{ r.file }}</div>
+    </div>
+    {% endfor %}
+{% endmacro %}
 <header>
   <h1>rsitr_mm image-text search</h1>
   <div class="ident" id="identity">
@@ -88,14 +98,7 @@ PAGE = r"""<!doctype html>
   <h2>Top {{ text.images|length }} images for
     &ldquo;{{ text.query }}&rdquo;</h2>
   <div class="grid" id="images">
-    {% for r in text.images %}
-    <div class="card">
-      <img src="/thumb/{{ r.row }}" alt="{{ r.file }}">
-      <div class="meta"><span>#{{ r.rank }}</span>
-        <span class="score">{{ '%.4f' % r.score }}</span></div>
-      <div class="file">{{ r.file }}</div>
-    </div>
-    {% endfor %}
+    {{ image_cards(text.images) }}
   </div>
   {% endif %}
 
@@ -119,14 +122,7 @@ PAGE = r"""<!doctype html>
   </div>
   <h2>Nearest indexed images</h2>
   <div class="grid" id="images">
-    {% for r in upload.images %}
-    <div class="card">
-      <img src="/thumb/{{ r.row }}" alt="{{ r.file }}">
-      <div class="meta"><span>#{{ r.rank }}</span>
-        <span class="score">{{ '%.4f' % r.score }}</span></div>
-      <div class="file">{{ r.file }}</div>
-    </div>
-    {% endfor %}
+    {{ image_cards(upload.images) }}
   </div>
   {% endif %}
 
