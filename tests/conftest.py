@@ -1,6 +1,8 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 import os
 import os.path as osp
+import socket
+from typing import Callable
 
 import pytest
 
@@ -22,6 +24,19 @@ def shared_data() -> str:
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO_ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='session')
+def free_port() -> Callable[[], int]:
+    """A function returning a free TCP port on 127.0.0.1, for the
+    ``tcp://127.0.0.1:PORT`` rendezvous of the spawned gloo tests."""
+    return _free_port
 
 
 # The tiny TinyCNN + BiGRU demo model (configs/demo_tinycnn-bigru_synthetic.py

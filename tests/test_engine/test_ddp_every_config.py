@@ -21,7 +21,6 @@ import glob
 import importlib.util
 import json
 import os.path as osp
-import socket
 import traceback
 from datetime import timedelta
 
@@ -189,14 +188,9 @@ def _worker(rank, port, plan, out_file):
     dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope='module')
-def ddp_results(tmp_path_factory):
+def ddp_results(tmp_path_factory, free_port):
     import rsitr_mm  # noqa: F401
     from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
     from rsitr_mm.models.utils import make_tiny_clip_dir
@@ -207,7 +201,7 @@ def ddp_results(tmp_path_factory):
     assets = dict(ann=ann, clip_dir=make_tiny_clip_dir(str(root / 'clip')))
     plan = _plan(assets)
     out_file = str(root / 'results.pt')
-    mp.spawn(_worker, args=(_free_port(), plan, out_file), nprocs=2,
+    mp.spawn(_worker, args=(free_port(), plan, out_file), nprocs=2,
              join=True)
     return torch.load(out_file)
 

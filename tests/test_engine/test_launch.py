@@ -92,17 +92,13 @@ def test_cpu_run_logs_processes_not_gpus(tmp_path, monkeypatch):
     assert not hasattr(Runner._log_env.__wrapped__, '__wrapped__')
 
 
-def test_cpu_pytorch_launcher_dumps_the_gloo_backend(monkeypatch):
+def test_cpu_pytorch_launcher_dumps_the_gloo_backend(monkeypatch, free_port):
     """``--launcher pytorch`` without a GPU: the config the Runner logs and
     dumps names gloo, the backend that runs."""
     if torch.cuda.is_available():
         pytest.skip('GPU runs keep nccl')
-    import socket
-
     import torch.distributed as dist
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = free_port()
     for key, value in dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
                            RANK='0', WORLD_SIZE='1').items():
         monkeypatch.setenv(key, value)

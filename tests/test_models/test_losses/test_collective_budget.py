@@ -26,7 +26,6 @@ PyTorch keeps on the CPU) are not host-device syncs and are not counted
 """
 import collections
 import os.path as osp
-import socket
 import traceback
 from contextlib import contextmanager
 
@@ -150,20 +149,15 @@ def _worker(rank, port, vocab_file, out_file):
     dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope='module')
-def measured(tmp_path_factory):
+def measured(tmp_path_factory, free_port):
     from rsitr_mm.datasets.vocab import Vocabulary
     root = tmp_path_factory.mktemp('budget')
     vocab = str(root / 'vocab.json')
     Vocabulary.build(CAPTIONS).save(vocab)
     out_file = str(root / 'counts.pt')
-    mp.spawn(_worker, args=(_free_port(), vocab, out_file), nprocs=2,
+    mp.spawn(_worker, args=(free_port(), vocab, out_file), nprocs=2,
              join=True)
     return torch.load(out_file)
 

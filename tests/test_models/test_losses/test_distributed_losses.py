@@ -6,7 +6,6 @@ gradients) must give the same loss value and parameter gradients as one
 process of batch 2b, including captions of the same image split across
 the two processes (they stay positives).
 """
-import socket
 
 import pytest
 import torch
@@ -66,15 +65,10 @@ def _worker(rank, port, out_file):
     dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
-
-def test_two_processes_match_one_process(tmp_path):
+def test_two_processes_match_one_process(tmp_path, free_port):
     out_file = str(tmp_path / 'dist.pt')
-    mp.spawn(_worker, args=(_free_port(), out_file), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), out_file), nprocs=2, join=True)
     results = torch.load(out_file)
     for cfg, (loss2, grads2) in zip(LOSSES, results):
         loss1, grads1 = _loss_and_grads(cfg, slice(0, 8))
