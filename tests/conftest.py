@@ -61,6 +61,28 @@ class TinyDemo:
     """Synthetic data set + config file for the tiny demo model."""
 
     @staticmethod
+    def save_calibrated(model, image_paths, path: str) -> str:
+        """Save ``model`` as a checkpoint at ``path`` after setting its
+        BatchNorm statistics from ``image_paths`` (so that different images
+        get clearly different embeddings from a random model)."""
+        import torch
+
+        from rsitr_mm.apis.model_loading import (build_image_loader,
+                                                 model_pipeline)
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None
+        load = build_image_loader(model_pipeline(model))
+        batch = torch.stack([load(p) for p in image_paths])
+        model.train()
+        with torch.no_grad():
+            model.image_features(
+                model.data_preprocessor(dict(inputs=batch), False)['images'])
+        torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+        return path
+
+    @staticmethod
     def dataset(root, *, num_images: int, split: tuple, seed: int) -> str:
         """Generate ``root/data`` (32 px images); return its path."""
         from rsitr_mm.datasets.synthetic import generate_synthetic_dataset

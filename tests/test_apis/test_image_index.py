@@ -11,7 +11,6 @@ import torch
 
 from rsitr_mm.apis import (ImageIndex, encode_image_files, init_retriever,
                            list_images, search_by_image, search_by_text)
-from rsitr_mm.apis.model_loading import build_image_loader, model_pipeline
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -31,30 +30,17 @@ def tiny_options(ann_file: str) -> dict:
             embed_dim=32))
 
 
-def make_checkpoint(path: str, ann_file: str, calib_images, seed: int = 0):
-    """Random tiny demo model saved as a checkpoint.
-
-    Its BatchNorm statistics are set from ``calib_images`` so that
-    different images get clearly different embeddings.
-    """
+def make_checkpoint(tiny_demo, path: str, ann_file: str, calib_images,
+                    seed: int = 0):
+    """Random tiny demo model saved as a checkpoint, its BatchNorm
+    statistics set from ``calib_images``."""
     torch.manual_seed(seed)
     model = init_retriever(DEMO_CONFIG, cfg_options=tiny_options(ann_file))
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    loader = build_image_loader(model_pipeline(model))
-    batch = torch.stack([loader(p) for p in calib_images])
-    model.train()
-    with torch.no_grad():
-        data = model.data_preprocessor(dict(inputs=batch), False)
-        model.image_features(data['images'])
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
+    return tiny_demo.save_calibrated(model, calib_images, path)
 
 
 @pytest.fixture(scope='module')
-def scene(tmp_path_factory):
+def scene(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('index')
     data = str(root / 'data')
     generate_synthetic_dataset(
@@ -63,7 +49,7 @@ def scene(tmp_path_factory):
     ann = osp.join(data, 'dataset_synthetic.json')
     images = osp.join(data, 'images')
     ckpt = make_checkpoint(
-        str(root / 'tiny.pth'), ann,
+        tiny_demo, str(root / 'tiny.pth'), ann,
         [osp.join(images, f) for f in list_images(images)])
     model = init_retriever(DEMO_CONFIG, ckpt, cfg_options=tiny_options(ann))
     return dict(root=root, ann=ann, images=images, ckpt=ckpt, model=model)
@@ -195,7 +181,7 @@ def test_corrupt_and_non_image_files_are_skipped(scene, tmp_path):
     np.testing.assert_allclose(index.embeddings, direct, atol=1e-6)
 
 
-def test_different_model_is_refused(scene, tmp_path):
+def test_different_model_is_refused(scene, tmp_path, tiny_demo):
     model = scene['model']
     files = [
         osp.join(scene['images'], f) for f in list_images(scene['images'])
@@ -204,7 +190,7 @@ def test_different_model_is_refused(scene, tmp_path):
     index = ImageIndex.build(model, files, index_dir, batch_size=2,
                              progress=False)
     other_ckpt = make_checkpoint(
-        str(tmp_path / 'other.pth'), scene['ann'], files, seed=1)
+        tiny_demo, str(tmp_path / 'other.pth'), scene['ann'], files, seed=1)
     other = init_retriever(
         DEMO_CONFIG, other_ckpt, cfg_options=tiny_options(scene['ann']))
     with pytest.raises(ValueError, match='different model'):
@@ -220,12 +206,13 @@ def test_different_model_is_refused(scene, tmp_path):
                          progress=False)
 
 
-def test_real_rsicd_images(shared_data, tmp_path, scene):
+def test_real_rsicd_images(shared_data, tmp_path, scene, tiny_demo):
     image_dir = osp.join(shared_data, 'rsicd_sample', 'images')
     if not osp.isdir(image_dir):
         pytest.skip('rsicd_sample is absent')
     files = [osp.join(image_dir, f) for f in list_images(image_dir)][:12]
-    ckpt = make_checkpoint(str(tmp_path / 'rsicd.pth'), scene['ann'], files)
+    ckpt = make_checkpoint(tiny_demo, str(tmp_path / 'rsicd.pth'),
+                           scene['ann'], files)
     model = init_retriever(
         DEMO_CONFIG, ckpt, cfg_options=tiny_options(scene['ann']))
     index = ImageIndex.build(model, files, str(tmp_path / 'idx'),

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from rsitr_mm.apis import init_retriever, list_images
-from rsitr_mm.apis.model_loading import build_image_loader, model_pipeline
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -49,7 +48,7 @@ def _ranking(stdout: str):
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('retrieve')
     data = str(root / 'data')
     generate_synthetic_dataset(
@@ -62,20 +61,10 @@ def setup(tmp_path_factory):
     images = osp.join(data, 'images')
     # a random tiny model, BatchNorm statistics set from the images
     torch.manual_seed(0)
-    model = init_retriever(config)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    load = build_image_loader(model_pipeline(model))
-    batch = torch.stack(
-        [load(osp.join(images, f)) for f in list_images(images)])
-    model.train()
-    with torch.no_grad():
-        model.image_features(
-            model.data_preprocessor(dict(inputs=batch), False)['images'])
-    ckpt = str(root / 'tiny.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    ckpt = tiny_demo.save_calibrated(
+        init_retriever(config),
+        [osp.join(images, f) for f in list_images(images)],
+        str(root / 'tiny.pth'))
     return dict(root=root, config=config, ckpt=ckpt, images=images)
 
 

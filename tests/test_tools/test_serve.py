@@ -23,7 +23,6 @@ from PIL import Image
 
 from rsitr_mm.apis import (ImageIndex, init_retriever, list_images,
                            search_by_text)
-from rsitr_mm.apis.model_loading import build_image_loader, model_pipeline
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
 from rsitr_mm.serving import create_app, load_captions
 
@@ -52,26 +51,16 @@ def _load_tool():
     return tool
 
 
-def _make_setup(root, images: str, ann: str) -> dict:
+def _make_setup(tiny_demo, root, images: str, ann: str) -> dict:
     """A tiny checkpoint (BatchNorm statistics from the images) + index."""
     config = str(root / 'tiny.py')
     with open(config, 'w') as f:
         f.write(CONFIG.format(repo=REPO, ann=ann))
     torch.manual_seed(0)
-    model = init_retriever(config)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    load = build_image_loader(model_pipeline(model))
-    batch = torch.stack(
-        [load(osp.join(images, f)) for f in list_images(images)])
-    model.train()
-    with torch.no_grad():
-        model.image_features(
-            model.data_preprocessor(dict(inputs=batch), False)['images'])
-    ckpt = str(root / 'tiny.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    ckpt = tiny_demo.save_calibrated(
+        init_retriever(config),
+        [osp.join(images, f) for f in list_images(images)],
+        str(root / 'tiny.pth'))
     model = init_retriever(config, ckpt)
     index_dir = str(root / 'index')
     index = ImageIndex.build(model, images, index_dir, batch_size=16,
@@ -81,23 +70,23 @@ def _make_setup(root, images: str, ann: str) -> dict:
 
 
 @pytest.fixture(scope='module')
-def generated(tmp_path_factory):
+def generated(tmp_path_factory, tiny_demo):
     root = tmp_path_factory.mktemp('serve_generated')
     data = str(root / 'data')
     generate_synthetic_dataset(
         data, num_images=12, image_size=32, seed=3, split=(6, 3, 3),
         progress=False)
-    return _make_setup(root, osp.join(data, 'images'),
+    return _make_setup(tiny_demo, root, osp.join(data, 'images'),
                        osp.join(data, 'dataset_synthetic.json'))
 
 
 @pytest.fixture(scope='module')
-def rsicd(tmp_path_factory, shared_data):
+def rsicd(tmp_path_factory, shared_data, tiny_demo):
     sample = osp.join(shared_data, 'rsicd_sample')
     if not osp.isdir(osp.join(sample, 'images')):
         pytest.skip('rsicd_sample is absent')
     root = tmp_path_factory.mktemp('serve_rsicd')
-    return _make_setup(root, osp.join(sample, 'images'),
+    return _make_setup(tiny_demo, root, osp.join(sample, 'images'),
                        osp.join(sample, 'dataset_rsicd_sample.json'))
 
 
