@@ -51,7 +51,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import rsitr_mm  # noqa: E402,F401
 from runner_timing import (PreparedBatches, StampHook,  # noqa: E402
-                           first_item)
+                           check_device, first_item)
 from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -285,12 +285,7 @@ def runs(cfg, batches, state, args, tmp):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('--device cuda: no CUDA device available')
-    if args.device == 'cpu' and torch.cuda.is_available():
-        raise SystemExit('the Runner picks the GPU when one is visible: '
-                         'use --device cuda, or hide it with '
-                         'CUDA_VISIBLE_DEVICES=')
+    check_device(args.device)
     if args.device == 'cuda' and args.clock == 'cpu':
         args.clock = 'wall'  # GPU work is not CPU time of this process
     torch.set_num_threads(args.threads)

@@ -21,6 +21,18 @@ class PreparedBatches(torch.utils.data.Dataset):
         return self.batches[idx]
 
 
+def check_device(device: str) -> None:
+    """Exit with one message when ``--device`` cannot be honoured: CUDA
+    asked for without a GPU, or the CPU asked for while a GPU is visible
+    (mmengine's Runner would pick the GPU, the plain loop would not)."""
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda: no CUDA device available')
+    if device == 'cpu' and torch.cuda.is_available():
+        raise SystemExit('the Runner picks the GPU when one is visible: '
+                         'use --device cuda, or hide it with '
+                         'CUDA_VISIBLE_DEVICES=')
+
+
 def first_item(items):
     """Collate function that unwraps a batch of one prepared batch."""
     return items[0]

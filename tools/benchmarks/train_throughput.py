@@ -48,7 +48,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import rsitr_mm  # noqa: E402,F401
 from runner_timing import (PreparedBatches, StampHook,  # noqa: E402
-                           first_item)
+                           check_device, first_item)
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -168,12 +168,7 @@ def per_iter(stamps, warmup):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('--device cuda: no CUDA device available')
-    if args.device == 'cpu' and torch.cuda.is_available():
-        raise SystemExit('the Runner picks the GPU when one is visible: '
-                         'use --device cuda, or hide it with '
-                         'CUDA_VISIBLE_DEVICES=')
+    check_device(args.device)
     if args.device == 'cpu' and set(args.precisions) - {'fp32'}:
         raise SystemExit('AMP precisions need --device cuda (mmengine\'s '
                          'AmpOptimWrapper does not run on the CPU)')
