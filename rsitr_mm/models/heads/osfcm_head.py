@@ -155,13 +155,7 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             priors_file is not None
         priors: Optional[ObjectPriors] = None
         if ann_file is not None:
-            priors = build_object_priors(
-                ann_file,
-                split=split,
-                top_k=top_k,
-                lexicon=lexicon,
-                extra_nouns=self.extra_nouns,
-                cache_file=priors_file)
+            priors = self._build_priors(ann_file, cache_file=priors_file)
         elif priors_file is not None:
             priors = ObjectPriors.load(priors_file)
         self.embed_dim = embed_dim
@@ -265,13 +259,21 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         """
         if self.priors_from_config:
             return False
-        return self._set_priors(
-            build_object_priors(
-                list(ann_files),
-                split=self.split,
-                top_k=self.top_k,
-                lexicon=self.lexicon,
-                extra_nouns=self.extra_nouns))
+        return self._set_priors(self._build_priors(list(ann_files)))
+
+    def _build_priors(self,
+                      ann_files: Union[str, Sequence[str]],
+                      cache_file: Optional[str] = None) -> ObjectPriors:
+        """Object priors of ``ann_files`` under this head's split, top-k,
+        lexicon and extra nouns (``cache_file``: see
+        :func:`build_object_priors`)."""
+        return build_object_priors(
+            ann_files,
+            split=self.split,
+            top_k=self.top_k,
+            lexicon=self.lexicon,
+            extra_nouns=self.extra_nouns,
+            cache_file=cache_file)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
