@@ -205,3 +205,36 @@ def test_two_processes_load_from_another_vocabulary(setup, tmp_path):
     for key in s0:
         if 'running_' not in key and 'num_batches' not in key:
             assert torch.equal(s0[key], s1[key]), key
+
+
+def test_modules_with_their_own_data_need_no_train_annotations(tmp_path):
+    """A model whose config named its data (here the BiGRU's ann_files)
+    trains on a dataset without ``ann_file`` (e.g. pre-collated batches):
+    the hook leaves it alone instead of refusing."""
+    from types import SimpleNamespace
+
+    from mmengine.runner import BaseLoop
+
+    from rsitr_mm.engine.hooks import TrainDataToModelHook
+    from rsitr_mm.models.backbones import BiGRUTextEncoder
+
+    ann = generate_synthetic_dataset(
+        str(tmp_path / 'd'), num_images=6, image_size=32, seed=0,
+        split=(4, 1, 1), progress=False)
+    enc = BiGRUTextEncoder(ann_files=[ann], word_dim=8, hidden_dim=8)
+    words = len(enc.vocab)
+
+    class Loop(BaseLoop):
+        def run(self):
+            pass
+
+    loop = Loop(None, torch.utils.data.DataLoader([0, 1]))  # no ann_file
+    runner = SimpleNamespace(model=torch.nn.ModuleList([enc]),
+                             _train_loop=loop)
+    TrainDataToModelHook().before_run(runner)
+    assert len(enc.vocab) == words
+    # without a vocabulary of its own the encoder needs the files
+    bare = BiGRUTextEncoder(word_dim=8, hidden_dim=8)
+    runner.model = torch.nn.ModuleList([bare])
+    with pytest.raises(ValueError, match='no ann_file'):
+        TrainDataToModelHook().before_run(runner)

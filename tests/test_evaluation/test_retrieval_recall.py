@@ -206,7 +206,21 @@ def test_all_ties_and_non_contiguous_input():
                                    torch.bfloat16])
 def test_cuda_matches_cpu(dtype):
     g = torch.Generator().manual_seed(0)
-    n, cpi = 300, 5
+    # 1093 images: a count / 1093 that a device's mean() (times 1 / n)
+    # rounds differently from the host's division
+    n, cpi = 1093, 5
     sim = ((torch.randn(n, n * cpi, generator=g) * 4).round() / 4).to(dtype)
     cpu = retrieval_recall(sim, cpi)
     assert retrieval_recall(sim.cuda(), cpi) == cpu
+
+
+def test_percent_is_the_exact_share_of_hits():
+    """Recalls are ``hits / n * 100`` in float64 on every device (a mean()
+    that multiplies by ``1 / n`` differs in the last bit for n = 1093)."""
+    n = 1093
+    sim = torch.eye(n)
+    wrong = torch.arange(100)
+    sim[wrong, (wrong + 1) % n] = 2.0  # 100 images miss at rank 0
+    res = retrieval_recall(sim, captions_per_image=1)
+    assert res['i2t_R@1'] == (n - 100) / n * 100
+    assert res['t2i_R@1'] == (n - 100) / n * 100

@@ -1,6 +1,9 @@
 # The schedule of the CNN + GRU era (AMFMN/GaLR/SWAN code bases):
 # Adam 2e-4, decayed x0.7 every 20 epochs.
 optim_wrapper = dict(
+    # equal paramwise groups merged: the same updates as mmengine's default
+    # constructor, far fewer kernel launches (docs/benchmarks.md)
+    constructor='MergedGroupsOptimWrapperConstructor',
     type='OptimWrapper',
     optimizer=dict(type='Adam', lr=2e-4, weight_decay=0.0),
     clip_grad=dict(max_norm=2.0))

@@ -198,10 +198,12 @@ def retrieval_recall(similarity: Union[torch.Tensor, np.ndarray],
     i2t_rank, t2i_rank = gold_ranks(similarity, captions_per_image,
                                     chunk_size)
     result: Dict[str, float] = {}
-    for k in topk:
-        result[f'i2t_R@{k}'] = (i2t_rank < k).double().mean().item() * 100
-    for k in topk:
-        result[f't2i_R@{k}'] = (t2i_rank < k).double().mean().item() * 100
+    # percentages from integer hit counts, divided on the host in float64:
+    # a device's mean() may multiply by 1/n and differ in the last bit
+    for name, rank in (('i2t', i2t_rank), ('t2i', t2i_rank)):
+        for k in topk:
+            hits = int((rank < k).sum().item())
+            result[f'{name}_R@{k}'] = hits / rank.numel() * 100
     values = list(result.values())
     result['mR'] = float(sum(values) / len(values))
     result['rsum'] = float(sum(values))

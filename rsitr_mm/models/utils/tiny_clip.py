@@ -50,6 +50,15 @@ def tiny_clip_config(image_size: int = 32,
         projection_dim=projection_dim)
 
 
+def _save_with_tokenizer(model, path: str) -> str:
+    """Save ``model`` to ``path`` with the CLIP tokenizer files."""
+    model.save_pretrained(path, safe_serialization=True)
+    tok_dir = _tokenizer_files()
+    for name in os.listdir(tok_dir):
+        shutil.copy(osp.join(tok_dir, name), osp.join(path, name))
+    return path
+
+
 def _tokenizer_files() -> str:
     """Write the CLIP tokenizer files once per process and reuse them."""
     global _TOKENIZER_CACHE
@@ -79,8 +88,69 @@ def make_tiny_clip_dir(path: str, seed: int = 0, **config_kwargs) -> str:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CLIPModel(tiny_clip_config(**config_kwargs))
-    model.save_pretrained(path, safe_serialization=True)
-    tok_dir = _tokenizer_files()
-    for name in os.listdir(tok_dir):
-        shutil.copy(osp.join(tok_dir, name), osp.join(path, name))
-    return path
+    return _save_with_tokenizer(model, path)
+
+
+def random_clip_config(arch: str = 'ViT-B-32', hidden_act: str = 'quick_gelu'):
+    """The ``transformers.CLIPConfig`` of a real CLIP architecture.
+
+    Shapes follow :data:`~rsitr_mm.models.utils.clip_convert.KNOWN_ARCHS`
+    (OpenAI's: 64-wide attention heads, MLP 4x the width, 77 tokens), so a
+    model built from it has the parameter count and FLOPs of the real one.
+
+    Args:
+        arch (str): A key of ``KNOWN_ARCHS``, e.g. ``'ViT-B-32'``.
+        hidden_act (str): Activation. Defaults to OpenAI's ``quick_gelu``.
+
+    Returns:
+        transformers.CLIPConfig
+    """
+    from transformers import CLIPConfig
+
+    from .clip_convert import KNOWN_ARCHS
+    if arch not in KNOWN_ARCHS:
+        raise ValueError(f'unknown CLIP architecture {arch!r}; known: '
+                         f'{sorted(KNOWN_ARCHS)}')
+    a = KNOWN_ARCHS[arch]
+
+    def tower(width, layers):
+        return dict(hidden_size=width, intermediate_size=4 * width,
+                    num_hidden_layers=layers, num_attention_heads=width // 64,
+                    hidden_act=hidden_act, projection_dim=a['embed_dim'])
+
+    return CLIPConfig(
+        text_config=dict(vocab_size=49408, max_position_embeddings=77,
+                         bos_token_id=49406, eos_token_id=49407,
+                         pad_token_id=49407,
+                         **tower(a['text_width'], a['text_layers'])),
+        vision_config=dict(image_size=a['image_size'],
+                           patch_size=a['patch_size'],
+                           **tower(a['vision_width'], a['vision_layers'])),
+        projection_dim=a['embed_dim'])
+
+
+def make_random_clip_dir(path: str, arch: str = 'ViT-B-32',
+                         seed: int = 0) -> str:
+    """Save a randomly initialised full-size CLIP and the real tokenizer.
+
+    For speed and memory measurements of a real architecture where no
+    pretrained weights are at hand (``train_throughput.py --random-init``):
+    the numbers of such a model are those of the pretrained one, its
+    retrieval quality is nil.
+
+    Args:
+        path (str): Directory to create (or fill).
+        arch (str): See :func:`random_clip_config`.
+        seed (int): Seed of the random weights. Defaults to 0.
+
+    Returns:
+        str: ``path``, loadable like a converted CLIP directory.
+    """
+    import torch
+    from transformers import CLIPModel
+
+    os.makedirs(path, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIPModel(random_clip_config(arch))
+    return _save_with_tokenizer(model, path)

@@ -61,6 +61,11 @@ def localise_tiny(model_cfg: dict, clip_dir: str, ann_file: str) -> dict:
                     head[k] = 32
             if 'semantic_dim' in head:
                 head['semantic_dim'] = 8
+    return _localise_data(model_cfg, ann_file)
+
+
+def _localise_data(model_cfg: dict, ann_file: str) -> dict:
+    """Point the heads' data files (OSFCM priors) at ``ann_file``."""
     for head in model_cfg.get('heads', None) or []:
         for k in ('ann_file', 'priors_file', 'cache_file'):
             if k in head and head[k] is not None:
@@ -69,3 +74,35 @@ def localise_tiny(model_cfg: dict, clip_dir: str, ann_file: str) -> dict:
             # shipped configs leave the priors to the training dataset
             head['ann_file'] = ann_file
     return model_cfg
+
+
+def localise_random(model_cfg: dict, clip_dir: str, ann_file: str) -> dict:
+    """Point a model config at full-size random towers, in place.
+
+    Unlike :func:`localise_tiny`, every width stays the config's: CLIP
+    towers load ``clip_dir`` (see :func:`make_random_clip_dir`, same
+    architecture as the config's), ResNets start from random weights, and
+    only the data-dependent parts (BiGRU vocabulary, OSFCM priors) come
+    from ``ann_file``. For speed and memory measurements without
+    pretrained weights.
+
+    Args:
+        model_cfg (dict): A retriever config (``cfg.model.to_dict()``).
+        clip_dir (str): A random CLIP directory of the config's size.
+        ann_file (str): A small Karpathy json.
+
+    Returns:
+        dict: ``model_cfg``.
+    """
+    for key in ('image_encoder', 'text_encoder'):
+        enc = tower_cfg(model_cfg.get(key))
+        if enc is None:
+            continue
+        if enc.get('type') in ('CLIPVisionBackbone', 'CLIPTextEncoder'):
+            enc['pretrained'] = clip_dir
+        if enc.get('type') == 'BiGRUTextEncoder':
+            enc['ann_files'] = [ann_file]
+            enc['vocab_cache'] = None
+        if enc.get('type') == 'ResNet':
+            enc['init_cfg'] = None
+    return _localise_data(model_cfg, ann_file)

@@ -1,0 +1,124 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""MergedGroupsOptimWrapperConstructor: fewer groups, the same updates."""
+import copy
+
+import pytest
+import torch
+from mmengine.optim import DefaultOptimWrapperConstructor
+from torch import nn
+
+from rsitr_mm.engine.optimizers import (MergedGroupsOptimWrapperConstructor,
+                                        merge_param_groups)
+
+PARAMWISE = dict(
+    norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0,
+    custom_keys={'image_neck': dict(lr_mult=20.0, decay_mult=0.0),
+                 'heads': dict(lr_mult=20.0, decay_mult=0.0)})
+
+
+class Toy(nn.Module):
+    """Encoder (decayed weights, undecayed norms / biases), a neck and a
+    head at 20x lr, a frozen part."""
+
+    def __init__(self):
+        super().__init__()
+        self.image_encoder = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8),
+                                           nn.Linear(8, 8))
+        self.image_neck = nn.Linear(8, 8)
+        self.heads = nn.ModuleList([nn.Linear(8, 4)])
+        self.logit_scale = nn.Parameter(torch.tensor(2.0))
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+
+    def forward(self, x):
+        h = self.image_neck(self.image_encoder(x))
+        return (self.heads[0](h) * self.logit_scale).pow(2).mean()
+
+
+def _build(constructor, model, **optim):
+    cfg = dict(optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.2,
+                              betas=(0.9, 0.98), eps=1e-6, **optim))
+    return constructor(cfg, copy.deepcopy(PARAMWISE))(model)
+
+
+def _steps(model, wrapper, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n):
+        wrapper.update_params(model(torch.randn(5, 6, generator=g)))
+
+
+def _per_param(optimizer):
+    """Each parameter's hyper-parameters, keyed by identity."""
+    return {id(p): {k: v for k, v in g.items() if k != 'params'}
+            for g in optimizer.param_groups for p in g['params']}
+
+
+@pytest.mark.parametrize('foreach', [False, True])
+def test_same_hyper_parameters_and_identical_updates(foreach):
+    torch.manual_seed(0)
+    a = Toy()
+    b = copy.deepcopy(a)
+    default = _build(DefaultOptimWrapperConstructor, a, foreach=foreach)
+    merged = _build(MergedGroupsOptimWrapperConstructor, b, foreach=foreach)
+    n_params = len([p for p in a.parameters() if p.requires_grad])
+    assert len(default.optimizer.param_groups) == n_params  # one each
+    # encoder weights; encoder norms / biases / logit_scale; neck + head
+    assert len(merged.optimizer.param_groups) <= 4
+    hyper_a = _per_param(default.optimizer)
+    hyper_b = _per_param(merged.optimizer)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        if pa.requires_grad:
+            assert hyper_a[id(pa)] == hyper_b[id(pb)]
+    _steps(a, default, 4)
+    _steps(b, merged, 4)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    moved = [not torch.equal(p, q) for p, q in
+             zip(b.parameters(), Toy().parameters())]
+    assert any(moved)
+
+
+def test_resume_from_an_unmerged_state():
+    """A checkpoint written with one group per parameter (the default
+    constructor) resumes into the merged layout and continues exactly."""
+    torch.manual_seed(0)
+    a = Toy()
+    default = _build(DefaultOptimWrapperConstructor, a)
+    _steps(a, default, 3)
+    for g in default.optimizer.param_groups:  # as a scheduler would
+        g['lr'] *= 0.5
+    saved = copy.deepcopy(default.state_dict())
+    b = copy.deepcopy(a)
+    merged = _build(MergedGroupsOptimWrapperConstructor, b)
+    merged.load_state_dict(saved)
+    assert len(merged.optimizer.param_groups) < len(saved['param_groups'])
+    _steps(a, default, 3, seed=1)
+    _steps(b, merged, 3, seed=1)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    # and a merged state resumes into the merged layout as usual
+    c = copy.deepcopy(b)
+    again = _build(MergedGroupsOptimWrapperConstructor, c)
+    again.load_state_dict(copy.deepcopy(merged.state_dict()))
+    _steps(b, merged, 2, seed=2)
+    _steps(c, again, 2, seed=2)
+    for pb, pc in zip(b.parameters(), c.parameters()):
+        assert torch.equal(pb, pc)
+
+
+def test_merge_keeps_first_appearance_order():
+    p = [nn.Parameter(torch.zeros(1)) for _ in range(4)]
+    groups = [dict(params=[p[0]], lr=1.0), dict(params=[p[1]], lr=2.0),
+              dict(params=[p[2]], lr=1.0), dict(params=[p[3]], lr=2.0)]
+    merged, order = merge_param_groups(groups)
+    assert [g['lr'] for g in merged] == [1.0, 2.0]
+    assert [len(g['params']) for g in merged] == [2, 2]
+    assert merged[0]['params'][1] is p[2]
+    assert order == [0, 2, 1, 3]
+
+
+def test_without_paramwise_cfg_is_the_default():
+    model = Toy()
+    wrapper = MergedGroupsOptimWrapperConstructor(
+        dict(optimizer=dict(type='SGD', lr=0.1)))(model)
+    assert len(wrapper.optimizer.param_groups) == 1
