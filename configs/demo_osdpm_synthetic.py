@@ -49,7 +49,7 @@ model = dict(
     losses=[dict(type='MultiPositiveInfoNCELoss')],
     data_preprocessor=dict(
         _delete_=True,
-        type='MultiModalDataPreprocessor',
+        type='RetrievalDataPreprocessor',
         mean=[122.770938, 116.7460125, 104.09373615],
         std=[68.5005327, 66.6321579, 70.32316305],
         to_rgb=True),

@@ -33,7 +33,7 @@ model = dict(
     text_in_channels=512,
     losses=[dict(type='TripletRankingLoss', margin=0.2, max_violation=True)],
     data_preprocessor=dict(
-        type='MultiModalDataPreprocessor',
+        type='RetrievalDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         to_rgb=True),

@@ -339,7 +339,8 @@ def encode_image_tensors(model: nn.Module,
         batch = torch.stack([images[i] for i in idx])
         data = model.data_preprocessor(
             dict(inputs=batch, data_samples=None), False)
-        # MultiModalDataPreprocessor returns ``images``, others ``inputs``.
+        # (Retrieval|MultiModal)DataPreprocessor returns ``images``, others
+        # ``inputs``.
         inputs = data['images'] if 'images' in data else data['inputs']
         feat = model.extract_feat(images=inputs)['image_feat']
         feat = feat.float().cpu()

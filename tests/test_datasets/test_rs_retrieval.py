@@ -349,7 +349,7 @@ def test_base_config(name, dtype, scale):
     # a key in both algorithm_keys and meta_keys makes PackInputs raise
     assert not set(pack.algorithm_keys) & set(pack.meta_keys)
     assert {'text', 'image_id'} <= set(pack.algorithm_keys)
-    assert cfg.data_preprocessor.type == 'MultiModalDataPreprocessor'
+    assert cfg.data_preprocessor.type == 'RetrievalDataPreprocessor'
     assert cfg.val_evaluator == dict(type='RSRetrievalMetric')
     assert cfg.test_evaluator == cfg.val_evaluator
     assert cfg.val_cfg.type == 'RSRetrievalValLoop'

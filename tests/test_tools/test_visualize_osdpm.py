@@ -165,7 +165,7 @@ model = dict(
     heads=[dict(type='ObjectSemanticClusterHead', embed_dim=8,
                 ann_file='{root}/ann.json', top_k=5)],
     data_preprocessor=dict(
-        type='MultiModalDataPreprocessor', mean=[127.5] * 3,
+        type='RetrievalDataPreprocessor', mean=[127.5] * 3,
         std=[64.0] * 3, to_rgb=True))
 test_dataloader = dict(
     batch_size=2, num_workers=0,

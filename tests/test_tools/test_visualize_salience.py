@@ -48,7 +48,7 @@ model = dict(
     heads=[dict(type='LabelSemanticHead', in_channels=16, num_classes=3,
                 semantic_dim=4)],
     data_preprocessor=dict(
-        type='MultiModalDataPreprocessor', mean=[127.5] * 3,
+        type='RetrievalDataPreprocessor', mean=[127.5] * 3,
         std=[64.0] * 3, to_rgb=True))
 """
 

@@ -10,7 +10,7 @@ img_scale = 256  # native size
 
 # CLIP statistics in 0-255 BGR->RGB order; override for other backbones.
 data_preprocessor = dict(
-    type='MultiModalDataPreprocessor',
+    type='RetrievalDataPreprocessor',
     mean=[122.770938, 116.7460125, 104.09373615],
     std=[68.5005327, 66.6321579, 70.32316305],
     to_rgb=True,

@@ -10,7 +10,7 @@ img_scale = 224  # resized from the native 500x500
 
 # CLIP statistics in 0-255 BGR->RGB order; override for other backbones.
 data_preprocessor = dict(
-    type='MultiModalDataPreprocessor',
+    type='RetrievalDataPreprocessor',
     mean=[122.770938, 116.7460125, 104.09373615],
     std=[68.5005327, 66.6321579, 70.32316305],
     to_rgb=True,

@@ -6,7 +6,7 @@ data_root = 'data/synthetic_demo'
 ann_file = 'dataset_synthetic.json'
 
 data_preprocessor = dict(
-    type='MultiModalDataPreprocessor',
+    type='RetrievalDataPreprocessor',
     mean=[127.5, 127.5, 127.5],
     std=[64.0, 64.0, 64.0],
     to_rgb=True)

@@ -67,7 +67,7 @@ model = dict(
             warmup_iters=300),
     ],
     data_preprocessor=dict(
-        type='MultiModalDataPreprocessor',
+        type='RetrievalDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         to_rgb=True),

@@ -40,8 +40,9 @@ def _first_values(values: Sequence, default: Sequence[int],
     """First element of every value as one (B,) long tensor on ``device``.
 
     Built without a host-device sync: tensor values (``gt_label`` is a
-    (1,) tensor, already on the device after the data preprocessor) are
-    concatenated in one op; Python ints are copied over once. ``None`` and
+    (1,) tensor, on the host after ``RetrievalDataPreprocessor``) are
+    concatenated in one op and copied once; Python ints are copied over
+    once. ``None`` and
     empty values take ``default[i]``.
     """
     parts: List[torch.Tensor] = []
@@ -57,6 +58,11 @@ def _first_values(values: Sequence, default: Sequence[int],
         ints.append(fallback if value is None else int(value))
         parts.append(None)
     if not ints:  # every value a tensor: one concatenation, no sync
+        if len({p.device for p in parts}) == 1:
+            # concatenated where they are (the host, after
+            # RetrievalDataPreprocessor), then one copy
+            return torch.cat([p.to(torch.long) for p in parts]).to(
+                device, non_blocking=True)
         return torch.cat([p.to(device=device, dtype=torch.long,
                                non_blocking=True) for p in parts])
     host = torch.tensor(ints, dtype=torch.long)
@@ -138,7 +144,7 @@ class DualEncoderRetriever(BaseModel):
         freeze_image_encoder (bool): keep the image encoder fixed.
         freeze_text_encoder (bool): keep the text encoder fixed.
         data_preprocessor (dict, optional): defaults to mmpretrain's
-            ``MultiModalDataPreprocessor`` with CLIP's mean/std, RGB.
+            ``RetrievalDataPreprocessor`` with CLIP's mean/std, RGB.
         init_cfg (dict, optional): initialisation config.
     """
 
@@ -169,7 +175,7 @@ class DualEncoderRetriever(BaseModel):
             max_logit_scale=(max_logit_scale, '>0'))
         if data_preprocessor is None:
             data_preprocessor = dict(
-                type='MultiModalDataPreprocessor',
+                type='RetrievalDataPreprocessor',
                 mean=CLIP_MEAN,
                 std=CLIP_STD,
                 to_rgb=True)
