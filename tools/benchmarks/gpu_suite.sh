@@ -9,7 +9,8 @@
 # Step limits (seconds) can be changed with THROUGHPUT_S, TESTS_S,
 # OVERHEAD_S and RECALL_S; CONFIG (default configs/osdpm_rsicd.py), BATCH
 # (default 128) and PRECISIONS (default "fp32 tf32 fp16 bf16"; the last one
-# is profiled) choose the throughput run. Needs no weights: the
+# is profiled) choose the throughput run; OVERHEAD_ARGS (default
+# "--iters 33 --reps 3") is passed to framework_overhead.py. Needs no weights: the
 # throughput run uses the config's architecture with random weights.
 set -u
 OUT=${1:-work_dirs/gpu_suite}
@@ -52,7 +53,7 @@ step cuda_tests "${TESTS_S:-150}" $PY -m pytest -m cuda -q -p no:cacheprovider \
   tests/test_apis/test_search.py
 # Runner vs plain loop on the demo model, AMP, wall clock
 step overhead "${OVERHEAD_S:-60}" $PY tools/benchmarks/framework_overhead.py \
-  --device cuda --amp --clock wall --iters 33 --reps 3
+  --device cuda --amp --clock wall ${OVERHEAD_ARGS:---iters 33 --reps 3}
 # retrieval_recall and the evaluation pass with the matrix on the GPU
 step recall "${RECALL_S:-60}" bash -c \
   "$PY tools/benchmarks/recall_speed.py --device cuda && \
