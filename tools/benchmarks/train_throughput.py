@@ -52,6 +52,7 @@ Examples::
 """
 import argparse
 import copy
+import gc
 import os.path as osp
 import statistics
 import sys
@@ -351,6 +352,9 @@ def main(argv=None):
             peaks = {'runner': [], 'plain': []}
             for rep in range(args.reps):
                 for path in ('runner', 'plain'):
+                    # a finished Runner holds its model and optimizer state
+                    # in reference cycles until the garbage collector runs
+                    gc.collect()
                     if args.device == 'cuda':
                         torch.cuda.empty_cache()
                         torch.cuda.reset_peak_memory_stats()
