@@ -117,10 +117,12 @@ def test_dataset_option_gives_identical_train_samples(shared_data, tmp_path):
     plain = DATASETS.build(common)
     cached = DATASETS.build(dict(
         common, image_cache=dict(cache_dir=str(tmp_path), progress=False)))
-    # the exact fast transforms are swapped in; the crop reads a view
+    # the exact fast transforms are swapped in, the crop taking over the
+    # flip and the packing; the crop reads a view
     assert [type(t) for t in cached.pipeline.transforms] == [
-        LoadImageFromCache, FastRandomResizedCrop, FastRandomFlip,
-        FastPackInputs]
+        LoadImageFromCache, FastRandomResizedCrop]
+    assert [type(t) for t in cached.pipeline.transforms[1].fused] == [
+        FastRandomFlip, FastPackInputs]
     assert cached.pipeline.transforms[0].copy is False
     originals = DATASETS.build(dict(
         common, image_cache=dict(cache_dir=str(tmp_path), progress=False,
@@ -130,9 +132,17 @@ def test_dataset_option_gives_identical_train_samples(shared_data, tmp_path):
     assert originals.pipeline.transforms[0].copy is True
     for i in range(0, len(plain), max(1, len(plain) // 12)):
         a = _seeded(plain, i, seed=i)
+        mt_key, mt_pos = np.random.get_state()[1:3]
         for other in (cached, originals):
             b = _seeded(other, i, seed=i)
+            # the same random draws were made
+            np.testing.assert_array_equal(np.random.get_state()[1], mt_key)
+            assert np.random.get_state()[2] == mt_pos
             assert torch.equal(a['inputs'], b['inputs'])
+            assert b['inputs'].is_contiguous()
+            assert list(a) == list(b)
+            assert a['data_samples'].metainfo_keys() == \
+                b['data_samples'].metainfo_keys()
             for key in ('img_path', 'text', 'image_id', 'text_id'):
                 assert getattr(a['data_samples'], key) == getattr(
                     b['data_samples'], key)

@@ -11,8 +11,10 @@ cycled, OpenCV and torch single-threaded as in mmengine workers. Variants:
 * ``cache``: what ``image_cache=dict(cache_dir=...)`` in the dataset config
   makes of it (:func:`rsitr_mm.datasets.image_cache.attach_image_cache`):
   ``LoadImageFromCache`` (a read-only view of the memory map, no copy) and
-  the exact fast transforms;
-* for attribution, ``decode + fast``: decoding with the fast transforms,
+  the exact fast transforms, the crop fused with the flip and the packing
+  (``use_fast_transforms(..., fuse=True)``);
+* for attribution, ``decode + fast``: decoding with the same fused fast
+  transforms,
   and ``cache, original transforms``: the cache with mmpretrain's / mmcv's
   transforms (``fast_transforms=False``).
 
@@ -77,7 +79,7 @@ def pipelines(cfg_pipeline, cache):
         else:
             fast = name == 'decode + fast'
         if fast:
-            use_fast_transforms(pipe.transforms)
+            use_fast_transforms(pipe.transforms, fuse=True)
         out[name] = pipe
     return out
 
