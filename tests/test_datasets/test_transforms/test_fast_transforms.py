@@ -126,8 +126,12 @@ def test_pack_layouts():
         assert got.is_contiguous()
     # the input is not modified
     before = img.copy()
-    FastPackInputs.format_input(np.flip(img, 1))
+    first = FastPackInputs.format_input(np.flip(img, 1))
     np.testing.assert_array_equal(img, before)
+    # outputs are new tensors (the flip's scratch image is reused)
+    kept = first.clone()
+    FastPackInputs.format_input(np.flip(255 - img, 1))
+    assert torch.equal(first, kept)
 
 
 def _cached_draws(t, img):
