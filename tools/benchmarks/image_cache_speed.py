@@ -127,7 +127,7 @@ def attribution(pipe, files, n):
     without the clock reads) minus the steps (Compose, calls, checks).
     """
     from rsitr_mm.datasets.transforms.fast_transforms import (
-        _CV2_INTERP, _FLIP_CODES, _RAND_CROP_PARAMS, _scratch)
+        _CV2_INTERP, _FLIP_CODES, _crop_params, _scratch)
     load, crop = pipe.transforms
     flip, pack = crop.fused
     size = tuple(crop.scale[::-1])
@@ -142,7 +142,7 @@ def attribution(pipe, files, n):
         results = load(results)
         img = results['img']
         t1 = clock()
-        top, left, h, w = _RAND_CROP_PARAMS(crop, img)
+        top, left, h, w = _crop_params(crop, img)
         t2 = clock()
         buf, flipped = _scratch(size[::-1] + img.shape[2:])
         img = cv2.resize(img[top:top + h, left:left + w], size, dst=buf,

@@ -10,9 +10,11 @@ below are subclasses of those transforms with the same arguments, the same
 random draws in the same order and the same outputs (equal arrays,
 tensors, keys), only computed with fewer steps:
 
-* :class:`FastRandomResizedCrop`: the same ``rand_crop_params`` (called
-  without mmcv's ``cache_randomness`` wrapper, which copies itself at every
-  call, unless ``cache_random_params`` is in use), then one
+* :class:`FastRandomResizedCrop`: the same random crop (the same draws
+  as ``rand_crop_params``, made without mmcv's ``cache_randomness``
+  wrapper, which copies itself at every call, unless
+  ``cache_random_params`` is in use, and with ``random_sample()`` scaled
+  as ``np.random.uniform`` does, checked to be exact), then one
   slice and one ``cv2.resize`` (what ``mmcv.imcrop`` / ``mmcv.imresize``
   reduce to for a crop inside the image and the ``cv2`` backend);
 * :class:`FastRandomFlip`: the same single uniform draw that
@@ -43,6 +45,7 @@ fused crop: to the three transforms one after the other).
 (``image_cache=dict(..., fast_transforms=False)`` keeps the originals).
 They can also be written in a pipeline by name.
 """
+import math
 import threading
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -67,6 +70,81 @@ _SCRATCH = threading.local()
 # the undecorated sampler: mmcv's ``cache_randomness`` descriptor copies
 # itself on every attribute access (about 15 us a call)
 _RAND_CROP_PARAMS = RandomResizedCrop.__dict__['rand_crop_params'].func
+# (low, high) -> whether low + (high - low) * random_sample() gives what
+# np.random.uniform(low, high) gives on this build of numpy
+_UNIFORM_BY_SAMPLE: Dict[Tuple[float, float], bool] = {}
+
+
+def _uniform_by_sample_exact(low: float, high: float) -> bool:
+    """Whether ``np.random.uniform(low, high)`` is reproduced exactly here.
+
+    numpy's legacy ``uniform`` returns ``low + (high - low) * u`` for the
+    next ``random_sample()`` value ``u`` (the same two 32-bit draws), in C
+    doubles; the same sum in Python floats is equal unless numpy's build
+    fuses the multiply-add (one rounding instead of two), which some
+    compilers do on some platforms. Checked once per ``(low, high)`` on
+    4096 draws of a private generator (the global state is not touched);
+    a fused build differs on many of them.
+    """
+    key = (low, high)
+    ok = _UNIFORM_BY_SAMPLE.get(key)
+    if ok is None:
+        span = high - low
+        ok = math.isfinite(span)
+        if ok:
+            ref = np.random.RandomState(12345).uniform(low, high, 4096)
+            u = np.random.RandomState(12345).random_sample(4096)
+            ok = ref.tolist() == [low + span * x for x in u.tolist()]
+        _UNIFORM_BY_SAMPLE[key] = ok
+    return ok
+
+
+def _crop_params(t: RandomResizedCrop,
+                 img: np.ndarray) -> Tuple[int, int, int, int]:
+    """``t.rand_crop_params(img)`` with the same draws, at less cost.
+
+    The same sequence as mmpretrain's sampler: per attempt a crop area
+    fraction and a log aspect ratio (each one ``random_sample()`` scaled as
+    ``np.random.uniform`` scales it, see :func:`_uniform_by_sample_exact`),
+    then, for the first crop that fits, ``np.random.randint`` for the top
+    and left offsets; after ``max_attempts`` misses the central crop (no
+    draw). Falls back to the sampler itself when the ranges are not plain
+    numbers or the scaling is not exact on this platform.
+    """
+    lo_hi, ar = t.crop_ratio_range, t.aspect_ratio_range
+    if not (len(lo_hi) == 2 and len(ar) == 2 and all(
+            type(v) in (float, int) for v in (*lo_hi, *ar))
+            and ar[0] > 0 and ar[1] > 0 and type(t.max_attempts) is int):
+        return _RAND_CROP_PARAMS(t, img)
+    lo, hi = float(lo_hi[0]), float(lo_hi[1])
+    log_lo, log_hi = math.log(ar[0]), math.log(ar[1])
+    if not (_uniform_by_sample_exact(lo, hi)
+            and _uniform_by_sample_exact(log_lo, log_hi)):
+        return _RAND_CROP_PARAMS(t, img)
+    span, log_span = hi - lo, log_hi - log_lo
+    h, w = img.shape[:2]
+    area = h * w
+    sample = np.random.random_sample
+    for _ in range(t.max_attempts):
+        target_area = (lo + span * sample()) * area
+        aspect_ratio = math.exp(log_lo + log_span * sample())
+        target_w = int(round(math.sqrt(target_area * aspect_ratio)))
+        target_h = int(round(math.sqrt(target_area / aspect_ratio)))
+        if 0 < target_w <= w and 0 < target_h <= h:
+            top = np.random.randint(0, h - target_h + 1)
+            left = np.random.randint(0, w - target_w + 1)
+            return top, left, target_h, target_w
+    # no fit: the central crop of the nearest allowed aspect ratio
+    in_ratio = float(w) / float(h)
+    if in_ratio < min(ar):
+        target_w = w
+        target_h = int(round(target_w / min(ar)))
+    elif in_ratio > max(ar):
+        target_h = h
+        target_w = int(round(target_h * max(ar)))
+    else:
+        target_w, target_h = w, h
+    return (h - target_h) // 2, (w - target_w) // 2, target_h, target_w
 
 
 def _randomness_cached(t) -> bool:
@@ -147,7 +225,7 @@ class FastRandomResizedCrop(RandomResizedCrop):
                 or not isinstance(img, np.ndarray)
                 or _randomness_cached(self)):
             return super().transform(results)
-        top, left, h, w = _RAND_CROP_PARAMS(self, img)
+        top, left, h, w = _crop_params(self, img)
         # the crop always lies inside the image, so mmcv.imcrop is a slice
         img = cv2.resize(img[top:top + h, left:left + w],
                          tuple(self.scale[::-1]), interpolation=code)
@@ -184,7 +262,7 @@ class FastRandomResizedCrop(RandomResizedCrop):
             # the three transforms one after the other, as Compose runs them
             results = flip(self._crop(results))
             return None if results is None else pack(results)
-        top, left, h, w = _RAND_CROP_PARAMS(self, img)
+        top, left, h, w = _crop_params(self, img)
         out_h, out_w = self.scale
         channels = img.shape[2]
         buf, flipped = _scratch((out_h, out_w, channels))

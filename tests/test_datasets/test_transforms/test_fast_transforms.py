@@ -344,3 +344,43 @@ def test_fused_under_cache_random_params_behaves_as_chain():
     assert all(flips)  # cached: the first sample's flip for all
     for a, b in zip(outs[id(chain)], outs[id(fused)]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(), dict(crop_ratio_range=(0.08, 1.0)),
+    dict(crop_ratio_range=(1, 1), aspect_ratio_range=(1, 1)),
+    dict(crop_ratio_range=(0.9, 0.95), aspect_ratio_range=(0.1, 10.0)),
+    dict(aspect_ratio_range=(2.0, 5.0), max_attempts=3),
+    dict(max_attempts=1), dict(max_attempts=0),
+])
+def test_crop_params_same_draws(kwargs):
+    from rsitr_mm.datasets.transforms.fast_transforms import (
+        _RAND_CROP_PARAMS, _crop_params)
+    t = RandomResizedCrop(scale=32, **{'crop_ratio_range': (0.5, 1.0),
+                                       **kwargs})
+    for shape in ((256, 256, 3), (224, 224, 3), (500, 500, 3), (40, 300),
+                  (300, 40, 3), (3, 3, 3), (1, 7)):
+        img = np.empty(shape, np.uint8)
+        for seed in range(150):
+            np.random.seed(seed)
+            ref = _RAND_CROP_PARAMS(t, img), np.random.random_sample()
+            np.random.seed(seed)
+            got = _crop_params(t, img), np.random.random_sample()
+            assert ref == got, (shape, seed)
+            assert [type(v) for v in ref[0]] == [type(v) for v in got[0]]
+
+
+def test_uniform_check_is_exact_here_and_leaves_global_state():
+    from rsitr_mm.datasets.transforms.fast_transforms import (
+        _UNIFORM_BY_SAMPLE, _uniform_by_sample_exact)
+    _UNIFORM_BY_SAMPLE.clear()
+    np.random.seed(7)
+    before = np.random.get_state()
+    import math
+    # the ranges of the shipped configs take the fast path on this build
+    assert _uniform_by_sample_exact(0.5, 1.0)
+    assert _uniform_by_sample_exact(math.log(3 / 4), math.log(4 / 3))
+    assert not _uniform_by_sample_exact(0.0, float('inf'))
+    after = np.random.get_state()
+    np.testing.assert_array_equal(before[1], after[1])
+    assert before[2:] == after[2:]
