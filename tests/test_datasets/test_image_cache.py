@@ -148,6 +148,37 @@ def test_dataset_option_gives_identical_train_samples(shared_data, tmp_path):
                     b['data_samples'], key)
 
 
+def _as_list(batch):
+    return batch
+
+
+def _seed_worker(worker_id):
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def test_cached_dataset_in_loader_workers(shared_data, tmp_path):
+    """Worker processes (fused transforms, shared map) give the same."""
+    root = osp.join(shared_data, 'rsicd_sample')
+    ann = osp.join(root, 'dataset_rsicd_sample.json')
+    if not osp.isfile(ann):
+        pytest.skip('rsicd_sample is absent')
+    common = dict(type='RSICD', ann_file=ann, data_prefix=dict(
+        img_path=osp.join(root, 'images')), split=['train', 'val', 'test'],
+        pipeline=TRAIN_PIPELINE, label_rule=None)
+    outs = []
+    for extra in (dict(), dict(image_cache=dict(cache_dir=str(tmp_path),
+                                                progress=False))):
+        loader = torch.utils.data.DataLoader(
+            DATASETS.build(dict(common, **extra)), batch_size=8,
+            num_workers=2, collate_fn=_as_list,
+            worker_init_fn=_seed_worker,
+            generator=torch.Generator().manual_seed(0))
+        outs.append([s['inputs'] for batch in loader for s in batch])
+    assert len(outs[0]) == len(outs[1]) > 0
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+
+
 def test_bad_image_cache_config(shared_data, tmp_path):
     root = osp.join(shared_data, 'rsicd_sample')
     ann = osp.join(root, 'dataset_rsicd_sample.json')

@@ -188,7 +188,9 @@ class FastRandomResizedCrop(RandomResizedCrop):
     another and splits the result into the planes of the packed tensor,
     with the same random draws in the same order and the same packed
     output as the three transforms one after the other (which is what it
-    runs for anything the fused path does not cover).
+    runs for anything the fused path does not cover). One difference, in
+    the input dict only (``PackInputs`` returns a new one): its ``img``
+    ends as the packed tensor instead of the flipped (H, W, C) view.
     """
 
     _tail: Optional[Tuple['FastRandomFlip', 'FastPackInputs']] = None

@@ -384,3 +384,34 @@ def test_uniform_check_is_exact_here_and_leaves_global_state():
     after = np.random.get_state()
     np.testing.assert_array_equal(before[1], after[1])
     assert before[2:] == after[2:]
+
+
+@pytest.mark.parametrize('channels', [2, 4])
+def test_fused_other_channel_counts(channels):
+    img = np.random.default_rng(channels).integers(
+        0, 256, (48, 40, channels), dtype=np.uint8)
+    plain = [RandomResizedCrop(scale=(24, 20), interpolation='bicubic'),
+             RandomFlip(prob=0.5, direction='diagonal'),
+             PackInputs(meta_keys=('img_shape', 'flip_direction'))]
+    fast = list(plain)
+    use_fast_transforms(fast, fuse=True)
+    assert len(fast) == 1
+    for seed in range(30):
+        outs = []
+        for pipe in (plain, fast):
+            np.random.seed(seed)
+            results = dict(img=img)
+            for t in pipe:
+                results = t(results)
+            outs.append((results, np.random.random_sample()))
+        _same_packed(*outs)
+
+
+def _same_packed(a, b):
+    (pa, ua), (pb, ub) = a, b
+    assert torch.equal(pa['inputs'], pb['inputs']) and ua == ub
+    assert pb['inputs'].is_contiguous()
+    sa, sb = pa['data_samples'], pb['data_samples']
+    assert sa.metainfo_keys() == sb.metainfo_keys()
+    for key in sa.metainfo_keys():
+        assert getattr(sa, key) == getattr(sb, key), key
