@@ -112,7 +112,8 @@ def _crop_params(t: RandomResizedCrop,
     numbers or the scaling is not exact on this platform.
     """
     lo_hi, ar = t.crop_ratio_range, t.aspect_ratio_range
-    if not (len(lo_hi) == 2 and len(ar) == 2 and all(
+    if not (isinstance(lo_hi, (tuple, list)) and isinstance(ar, (tuple, list))
+            and len(lo_hi) == 2 and len(ar) == 2 and all(
             type(v) in (float, int) for v in (*lo_hi, *ar))
             and ar[0] > 0 and ar[1] > 0 and type(t.max_attempts) is int):
         return _RAND_CROP_PARAMS(t, img)
