@@ -246,9 +246,10 @@ def attach_image_cache(dataset,
     settings. In distributed runs rank 0 builds while the others wait.
     With ``fast_transforms``, ``RandomResizedCrop``, ``RandomFlip`` and
     ``PackInputs`` of the pipeline are replaced by their exact faster
-    versions (:mod:`rsitr_mm.datasets.transforms.fast_transforms`): with
-    decoding gone they are most of the per-image time, and their output is
-    the same.
+    versions (:mod:`rsitr_mm.datasets.transforms.fast_transforms`), the
+    crop taking over the flip and the packing when they follow it
+    (``use_fast_transforms(..., fuse=True)``): with decoding gone they are
+    most of the per-image time, and their output is the same.
 
     Args:
         dataset (BaseDataset): a dataset whose data infos have
@@ -288,10 +289,11 @@ def attach_image_cache(dataset,
     if fast_transforms:
         from .transforms.fast_transforms import (FastRandomResizedCrop,
                                                  use_fast_transforms)
-        use_fast_transforms(transforms)
+        use_fast_transforms(transforms, fuse=True)
         if len(transforms) > 1 and type(
                 transforms[1]) is FastRandomResizedCrop:
-            # it only reads the image (and makes a new one): no copy needed
+            # it only reads the image (fused or not; its output is a new
+            # array or tensor): no copy needed
             transforms[0].copy = False
     return cache
 

@@ -117,10 +117,12 @@ def test_dataset_option_gives_identical_train_samples(shared_data, tmp_path):
     plain = DATASETS.build(common)
     cached = DATASETS.build(dict(
         common, image_cache=dict(cache_dir=str(tmp_path), progress=False)))
-    # the exact fast transforms are swapped in; the crop reads a view
+    # the exact fast transforms are swapped in, the crop taking over the
+    # flip and the packing; the crop reads a view
     assert [type(t) for t in cached.pipeline.transforms] == [
-        LoadImageFromCache, FastRandomResizedCrop, FastRandomFlip,
-        FastPackInputs]
+        LoadImageFromCache, FastRandomResizedCrop]
+    assert [type(t) for t in cached.pipeline.transforms[1].fused] == [
+        FastRandomFlip, FastPackInputs]
     assert cached.pipeline.transforms[0].copy is False
     originals = DATASETS.build(dict(
         common, image_cache=dict(cache_dir=str(tmp_path), progress=False,
@@ -130,12 +132,51 @@ def test_dataset_option_gives_identical_train_samples(shared_data, tmp_path):
     assert originals.pipeline.transforms[0].copy is True
     for i in range(0, len(plain), max(1, len(plain) // 12)):
         a = _seeded(plain, i, seed=i)
+        mt_key, mt_pos = np.random.get_state()[1:3]
         for other in (cached, originals):
             b = _seeded(other, i, seed=i)
+            # the same random draws were made
+            np.testing.assert_array_equal(np.random.get_state()[1], mt_key)
+            assert np.random.get_state()[2] == mt_pos
             assert torch.equal(a['inputs'], b['inputs'])
+            assert b['inputs'].is_contiguous()
+            assert list(a) == list(b)
+            assert a['data_samples'].metainfo_keys() == \
+                b['data_samples'].metainfo_keys()
             for key in ('img_path', 'text', 'image_id', 'text_id'):
                 assert getattr(a['data_samples'], key) == getattr(
                     b['data_samples'], key)
+
+
+def _as_list(batch):
+    return batch
+
+
+def _seed_worker(worker_id):
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def test_cached_dataset_in_loader_workers(shared_data, tmp_path):
+    """Worker processes (fused transforms, shared map) give the same."""
+    root = osp.join(shared_data, 'rsicd_sample')
+    ann = osp.join(root, 'dataset_rsicd_sample.json')
+    if not osp.isfile(ann):
+        pytest.skip('rsicd_sample is absent')
+    common = dict(type='RSICD', ann_file=ann, data_prefix=dict(
+        img_path=osp.join(root, 'images')), split=['train', 'val', 'test'],
+        pipeline=TRAIN_PIPELINE, label_rule=None)
+    outs = []
+    for extra in (dict(), dict(image_cache=dict(cache_dir=str(tmp_path),
+                                                progress=False))):
+        loader = torch.utils.data.DataLoader(
+            DATASETS.build(dict(common, **extra)), batch_size=8,
+            num_workers=2, collate_fn=_as_list,
+            worker_init_fn=_seed_worker,
+            generator=torch.Generator().manual_seed(0))
+        outs.append([s['inputs'] for batch in loader for s in batch])
+    assert len(outs[0]) == len(outs[1]) > 0
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
 
 
 def test_bad_image_cache_config(shared_data, tmp_path):

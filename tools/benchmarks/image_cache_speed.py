@@ -11,8 +11,10 @@ cycled, OpenCV and torch single-threaded as in mmengine workers. Variants:
 * ``cache``: what ``image_cache=dict(cache_dir=...)`` in the dataset config
   makes of it (:func:`rsitr_mm.datasets.image_cache.attach_image_cache`):
   ``LoadImageFromCache`` (a read-only view of the memory map, no copy) and
-  the exact fast transforms;
-* for attribution, ``decode + fast``: decoding with the fast transforms,
+  the exact fast transforms, the crop fused with the flip and the packing
+  (``use_fast_transforms(..., fuse=True)``);
+* for attribution, ``decode + fast``: decoding with the same fused fast
+  transforms,
   and ``cache, original transforms``: the cache with mmpretrain's / mmcv's
   transforms (``fast_transforms=False``).
 
@@ -24,6 +26,8 @@ of the reps; the goal compares ``cache`` with ``decode``. Before timing,
 every image is run through every variant with the same seed and the packed
 tensors are compared (must be identical, as must be the random state
 after them).
+
+``--attribution`` also times each step of the cache path per image.
 
 Example::
 
@@ -77,7 +81,7 @@ def pipelines(cfg_pipeline, cache):
         else:
             fast = name == 'decode + fast'
         if fast:
-            use_fast_transforms(pipe.transforms)
+            use_fast_transforms(pipe.transforms, fuse=True)
         out[name] = pipe
     return out
 
@@ -109,16 +113,72 @@ def identical(pipes, files, rounds=4):
     return True
 
 
+STAGES = ('load', 'crop params', 'resize', 'flip draw + flip', 'allocate',
+          'split', 'pack', 'rest')
+
+
+def attribution(pipe, files, n):
+    """CPU us per image of each step of the fused cache path, and in all.
+
+    Re-runs the steps of ``FastRandomResizedCrop``'s fused path (crop
+    fused with ``FastRandomFlip`` and ``FastPackInputs``) one by one with a
+    CPU clock read between them, on the transforms of the ``cache``
+    pipeline; ``rest`` is the time of the whole pipeline (measured apart,
+    without the clock reads) minus the steps (Compose, calls, checks).
+    """
+    from rsitr_mm.datasets.transforms.fast_transforms import (
+        _CV2_INTERP, _FLIP_CODES, _crop_params, _scratch)
+    load, crop = pipe.transforms
+    flip, pack = crop.fused
+    size = tuple(crop.scale[::-1])
+    code = _CV2_INTERP[crop.interpolation]
+    clock = time.process_time_ns
+    acc = [0] * 7
+    np.random.seed(0)
+    for i in range(n):
+        results = dict(img_path=files[i % len(files)], text='a caption',
+                       image_id=i, text_id=i, filename='')
+        t0 = clock()
+        results = load(results)
+        img = results['img']
+        t1 = clock()
+        top, left, h, w = _crop_params(crop, img)
+        t2 = clock()
+        buf, flipped = _scratch(size[::-1] + img.shape[2:])
+        img = cv2.resize(img[top:top + h, left:left + w], size, dst=buf,
+                         interpolation=code)
+        t3 = clock()
+        if np.random.random_sample() < flip._cdf[0]:
+            img = cv2.flip(img, _FLIP_CODES[flip.direction], flipped)
+        t4 = clock()
+        out = np.empty((img.shape[2], ) + img.shape[:2], np.uint8)
+        planes = list(out)
+        t5 = clock()
+        cv2.split(img, planes)
+        t6 = clock()
+        results['img'] = torch.from_numpy(out)
+        pack.transform(results)
+        t7 = clock()
+        for k, (a, b) in enumerate(zip((t0, t1, t2, t3, t4, t5, t6),
+                                       (t1, t2, t3, t4, t5, t6, t7))):
+            acc[k] += b - a
+    steps = [a / n / 1000 for a in acc]
+    whole = 1e6 / rate(pipe, files, n)[0]
+    return dict(zip(STAGES, steps + [whole - sum(steps)])), whole
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--data', default=DATA, help='shared data folder')
     p.add_argument('--images', type=int, default=300, help='per repetition')
     p.add_argument('--reps', type=int, default=7)
+    p.add_argument('--attribution', action='store_true',
+                   help='also time each step of the cache path')
     args = p.parse_args(argv)
     init_default_scope('mmpretrain')
     cv2.setNumThreads(0)  # as in mmengine workers (opencv_num_threads=0)
     torch.set_num_threads(1)
-    rows, held = [], True
+    rows, held, parts = [], True, []
     with tempfile.TemporaryDirectory() as tmp:
         for cfg_name, folder, label in CASES:
             files = sorted(glob.glob(osp.join(args.data, folder, 'images',
@@ -146,6 +206,10 @@ def main(argv=None):
             ratio = med['cache'][0] / med['decode'][0]
             held &= same and ratio >= GOAL
             rows.append((label, len(files), med, ratio, same, build_s))
+            if args.attribution:
+                parts.append((label, *attribution(pipes['cache'], files,
+                                                  3 * args.images),
+                              1e6 / med['decode'][0]))
     print(f'\nOne worker (this process, 1 thread), {args.reps} interleaved '
           f'reps x {args.images} images, medians; images per CPU second '
           '(per wall second in brackets)\n')
@@ -169,6 +233,17 @@ def main(argv=None):
               f'{label.split(",")[0]} '
               f'{med["decode + fast"][0] / med["decode"][0]:.2f}x'
               for label, _, med, _, _, _ in rows))
+    if parts:
+        print('\nCPU us per image in the cache path (fused transforms), '
+              f'{3 * args.images} images, each step timed apart; "whole" '
+              'is the pipeline without clock reads, "decode" the decoding '
+              'pipeline (median above)\n')
+        print('| images | ' + ' | '.join(STAGES) + ' | whole | decode |')
+        print('|---|' + '---:|' * (len(STAGES) + 2))
+        for label, steps, whole, decode in parts:
+            print(f'| {label} | '
+                  + ' | '.join(f'{steps[k]:.1f}' for k in STAGES)
+                  + f' | {whole:.1f} | {decode:.1f} |')
     print(f'\ngoal (>= {GOAL:.0f}x images/s/worker, identical output): '
           f'{"HOLDS" if held and rows else "NOT MET"}')
 
