@@ -1,8 +1,9 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
+import importlib.util
 import os
 import os.path as osp
 import socket
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -130,3 +131,19 @@ class TinyDemo:
 def tiny_demo() -> type:
     """:class:`TinyDemo`: writes the tiny demo data set and configs."""
     return TinyDemo
+
+
+@pytest.fixture(scope='session')
+def load_tool(repo_root: str) -> Callable[..., Any]:
+    """Import a script under ``tools/`` as a module (its ``main`` then runs
+    in the test's process): ``load_tool('benchmarks', 'recall_speed')``."""
+
+    def load(*parts: str):
+        path = osp.join(repo_root, 'tools', *parts[:-1], parts[-1] + '.py')
+        spec = importlib.util.spec_from_file_location(
+            '_tool_' + '_'.join(parts), path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -1,6 +1,5 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """Exactness of tools/model_converters/clip_to_hf.py against OpenCLIP."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -13,16 +12,12 @@ from rsitr_mm.models.utils import convert_clip_checkpoint, infer_clip_arch
 open_clip = pytest.importorskip('open_clip')
 from open_clip.model import CLIP  # noqa: E402
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEXTS = ['a photo of a cat', 'Two planes are parked near the terminal.']
 
 
-def _tool():
-    path = osp.join(REPO, 'tools', 'model_converters', 'clip_to_hf.py')
-    spec = importlib.util.spec_from_file_location('clip_to_hf', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture(scope='module')
+def tool(load_tool):
+    return load_tool('model_converters', 'clip_to_hf')
 
 
 def tiny_open_clip(quick_gelu: bool, seed: int = 0, width: int = 128):
@@ -94,24 +89,24 @@ def test_openai_layouts_are_exact(quick_model, tmp_path, layout):
     assert sorted(os.listdir(tmp_path)) == ['clip.pt', 'hf']
 
 
-def test_openclip_gelu_model_via_cli(tmp_path):
+def test_openclip_gelu_model_via_cli(tool, tmp_path):
     model = tiny_open_clip(quick_gelu=False, seed=1)
     src = str(tmp_path / 'open_clip_model.pt')
     torch.save({'model': model.state_dict()}, src)
     out = str(tmp_path / 'hf')
-    _tool().main([src, out])  # auto -> gelu for an OpenCLIP state dict
+    tool.main([src, out])  # auto -> gelu for an OpenCLIP state dict
     assert_same(model, out)
     # the activation matters: converting with the wrong one differs
     wrong = str(tmp_path / 'hf_wrong')
-    _tool().main([src, wrong, '--act', 'quick_gelu'])
+    tool.main([src, wrong, '--act', 'quick_gelu'])
     enc = CLIPTextEncoder(pretrained=wrong).eval()
     tokens = open_clip.get_tokenizer('ViT-B-32')(TEXTS)
     with torch.no_grad():
         diff = (enc(TEXTS) - model.encode_text(tokens)).abs().max()
     assert diff > 1e-4
     with pytest.raises(FileExistsError):
-        _tool().main([src, out])
-    _tool().main([src, out, '--overwrite'])
+        tool.main([src, out])
+    tool.main([src, out, '--overwrite'])
 
 
 def test_head_override_and_arch_check(tmp_path):

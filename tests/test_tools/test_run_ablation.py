@@ -1,6 +1,5 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """Statistics of tools/analysis_tools/run_ablation.py (no training)."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -9,16 +8,10 @@ import torch
 
 from rsitr_mm.evaluation import retrieval_recall
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 @pytest.fixture(scope='module')
-def ra():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'run_ablation.py')
-    spec = importlib.util.spec_from_file_location('run_ablation', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def ra(load_tool):
+    return load_tool('analysis_tools', 'run_ablation')
 
 
 def test_ranks_reproduce_the_exact_metric(ra):

@@ -1,7 +1,6 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
 """tools/benchmarks/train_throughput.py in its CPU (CI-size) mode, and the
 full-size random towers behind ``--random-init``."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -12,16 +11,13 @@ from rsitr_mm.models.utils import localise_random, random_clip_config
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def _script():
-    path = osp.join(REPO, 'tools', 'benchmarks', 'train_throughput.py')
-    spec = importlib.util.spec_from_file_location('_train_throughput', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture(scope='module')
+def script(load_tool):
+    return load_tool('benchmarks', 'train_throughput')
 
 
-def test_cpu_mode_reports_flops_groups_and_profile(capsys):
-    _script().main([
+def test_cpu_mode_reports_flops_groups_and_profile(script, capsys):
+    script.main([
         osp.join(REPO, 'configs', 'osdpm_rsicd.py'), '--tiny', '--iters',
         '4', '--warmup', '1', '--reps', '1', '--mfu', '--profile',
         '--profile-rows', '3'
@@ -36,9 +32,9 @@ def test_cpu_mode_reports_flops_groups_and_profile(capsys):
     assert 'Python functions by own time' in out
 
 
-def test_amp_and_tf32_need_a_gpu():
+def test_amp_and_tf32_need_a_gpu(script):
     with pytest.raises(SystemExit, match='need --device cuda'):
-        _script().main([
+        script.main([
             osp.join(REPO, 'configs', 'osdpm_rsicd.py'), '--tiny',
             '--precisions', 'tf32'
         ])

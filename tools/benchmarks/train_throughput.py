@@ -276,7 +276,8 @@ def profile_runner(cfg, model_cfg, state, batches, precision, args, tmp):
         stamps = run_runner(cfg, model_cfg, state, batches, precision, args,
                             osp.join(tmp, 'profile'), [ProfilerStep(prof)])
         py.disable()
-    wall = sum(list(b - a for a, b in zip(stamps[:-1], stamps[1:]))[args.warmup:])
+    gaps = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
+    wall = sum(gaps[args.warmup:])
     events = prof.key_averages()
     dev_key = 'self_device_time_total'
     if cuda and not hasattr(events[0], dev_key):

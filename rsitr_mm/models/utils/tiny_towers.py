@@ -10,6 +10,29 @@ def tower_cfg(enc: Optional[dict]) -> Optional[dict]:
     return enc['module'] if enc and 'module' in enc else enc
 
 
+def _localise_towers(model_cfg: dict, clip_dir: str, ann_file: str,
+                     word_dim: Optional[int] = None) -> bool:
+    """CLIP towers load ``clip_dir``, BiGRU vocabularies come from
+    ``ann_file`` (word vectors of ``word_dim`` if given), ResNets start
+    from random weights. Returns whether a CLIP tower was pointed."""
+    clip = False
+    for key in ('image_encoder', 'text_encoder'):
+        enc = tower_cfg(model_cfg.get(key))
+        if enc is None:
+            continue
+        if enc.get('type') in ('CLIPVisionBackbone', 'CLIPTextEncoder'):
+            enc['pretrained'] = clip_dir
+            clip = True
+        if enc.get('type') == 'BiGRUTextEncoder':
+            enc['ann_files'] = [ann_file]
+            enc['vocab_cache'] = None
+            if word_dim is not None:
+                enc['word_dim'] = word_dim
+        if enc.get('type') == 'ResNet':
+            enc['init_cfg'] = None
+    return clip
+
+
 def localise_tiny(model_cfg: dict, clip_dir: str, ann_file: str) -> dict:
     """Point a model config at tiny assets, in place.
 
@@ -26,20 +49,9 @@ def localise_tiny(model_cfg: dict, clip_dir: str, ann_file: str) -> dict:
     Returns:
         dict: ``model_cfg``.
     """
-    for key in ('image_encoder', 'text_encoder'):
-        enc = tower_cfg(model_cfg.get(key))
-        if enc is None:
-            continue
-        if enc.get('type') in ('CLIPVisionBackbone', 'CLIPTextEncoder'):
-            enc['pretrained'] = clip_dir
-            # the tiny CLIP projects to 32-d instead of ViT-B/32's 512-d
-            model_cfg['embed_dim'] = 32
-        if enc.get('type') == 'BiGRUTextEncoder':
-            enc['ann_files'] = [ann_file]
-            enc['vocab_cache'] = None
-            enc['word_dim'] = 16
-        if enc.get('type') == 'ResNet':
-            enc['init_cfg'] = None
+    if _localise_towers(model_cfg, clip_dir, ann_file, word_dim=16):
+        # the tiny CLIP projects to 32-d instead of ViT-B/32's 512-d
+        model_cfg['embed_dim'] = 32
     enc = tower_cfg(model_cfg['image_encoder'])
     if enc.get('type') == 'CLIPVisionBackbone':
         # the tiny CLIP has 2 layers of width 32 and projects to 32-d
@@ -94,15 +106,5 @@ def localise_random(model_cfg: dict, clip_dir: str, ann_file: str) -> dict:
     Returns:
         dict: ``model_cfg``.
     """
-    for key in ('image_encoder', 'text_encoder'):
-        enc = tower_cfg(model_cfg.get(key))
-        if enc is None:
-            continue
-        if enc.get('type') in ('CLIPVisionBackbone', 'CLIPTextEncoder'):
-            enc['pretrained'] = clip_dir
-        if enc.get('type') == 'BiGRUTextEncoder':
-            enc['ann_files'] = [ann_file]
-            enc['vocab_cache'] = None
-        if enc.get('type') == 'ResNet':
-            enc['init_cfg'] = None
+    _localise_towers(model_cfg, clip_dir, ann_file)
     return _localise_data(model_cfg, ann_file)
