@@ -106,14 +106,19 @@ def _seeded(dataset, i, seed=0):
     return dataset[i]
 
 
-def test_dataset_option_gives_identical_train_samples(shared_data, tmp_path):
+def _rsicd_sample_cfg(shared_data):
+    """Dataset config of the RSICD sample (all splits, train pipeline)."""
     root = osp.join(shared_data, 'rsicd_sample')
     ann = osp.join(root, 'dataset_rsicd_sample.json')
     if not osp.isfile(ann):
         pytest.skip('rsicd_sample is absent')
-    common = dict(type='RSICD', ann_file=ann, data_prefix=dict(
+    return dict(type='RSICD', ann_file=ann, data_prefix=dict(
         img_path=osp.join(root, 'images')), split=['train', 'val', 'test'],
         pipeline=TRAIN_PIPELINE, label_rule=None)
+
+
+def test_dataset_option_gives_identical_train_samples(shared_data, tmp_path):
+    common = _rsicd_sample_cfg(shared_data)
     plain = DATASETS.build(common)
     cached = DATASETS.build(dict(
         common, image_cache=dict(cache_dir=str(tmp_path), progress=False)))
@@ -158,13 +163,7 @@ def _seed_worker(worker_id):
 
 def test_cached_dataset_in_loader_workers(shared_data, tmp_path):
     """Worker processes (fused transforms, shared map) give the same."""
-    root = osp.join(shared_data, 'rsicd_sample')
-    ann = osp.join(root, 'dataset_rsicd_sample.json')
-    if not osp.isfile(ann):
-        pytest.skip('rsicd_sample is absent')
-    common = dict(type='RSICD', ann_file=ann, data_prefix=dict(
-        img_path=osp.join(root, 'images')), split=['train', 'val', 'test'],
-        pipeline=TRAIN_PIPELINE, label_rule=None)
+    common = _rsicd_sample_cfg(shared_data)
     outs = []
     for extra in (dict(), dict(image_cache=dict(cache_dir=str(tmp_path),
                                                 progress=False))):
