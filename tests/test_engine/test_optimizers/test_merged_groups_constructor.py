@@ -78,43 +78,41 @@ def test_same_hyper_parameters_and_identical_updates(foreach):
     assert any(moved)
 
 
-def test_resume_from_an_unmerged_state():
-    """A checkpoint written with one group per parameter (the default
-    constructor) resumes into the merged layout and continues exactly."""
+def test_merged_state_resumes_and_unmerged_state_is_refused():
+    """A merged state resumes exactly; a state saved with one group per
+    parameter (the default constructor, runs started before) is refused
+    with the way to resume it, which then works."""
     torch.manual_seed(0)
     a = Toy()
-    default = _build(DefaultOptimWrapperConstructor, a)
-    _steps(a, default, 3)
-    for g in default.optimizer.param_groups:  # as a scheduler would
-        g['lr'] *= 0.5
-    saved = copy.deepcopy(default.state_dict())
+    merged = _build(MergedGroupsOptimWrapperConstructor, a)
+    _steps(a, merged, 3)
     b = copy.deepcopy(a)
-    merged = _build(MergedGroupsOptimWrapperConstructor, b)
-    merged.load_state_dict(saved)
-    assert len(merged.optimizer.param_groups) < len(saved['param_groups'])
-    _steps(a, default, 3, seed=1)
-    _steps(b, merged, 3, seed=1)
+    again = _build(MergedGroupsOptimWrapperConstructor, b)
+    again.load_state_dict(copy.deepcopy(merged.state_dict()))
+    _steps(a, merged, 2, seed=1)
+    _steps(b, again, 2, seed=1)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
-    # and a merged state resumes into the merged layout as usual
-    c = copy.deepcopy(b)
-    again = _build(MergedGroupsOptimWrapperConstructor, c)
-    again.load_state_dict(copy.deepcopy(merged.state_dict()))
-    _steps(b, merged, 2, seed=2)
-    _steps(c, again, 2, seed=2)
-    for pb, pc in zip(b.parameters(), c.parameters()):
-        assert torch.equal(pb, pc)
+
+    old = Toy()
+    default = _build(DefaultOptimWrapperConstructor, old)
+    _steps(old, default, 2)
+    saved = copy.deepcopy(default.state_dict())
+    fresh = _build(MergedGroupsOptimWrapperConstructor, copy.deepcopy(old))
+    with pytest.raises(ValueError, match='constructor=DefaultOptimWrapper'):
+        fresh.load_state_dict(saved)
+    _build(DefaultOptimWrapperConstructor,
+           copy.deepcopy(old)).load_state_dict(saved)
 
 
 def test_merge_keeps_first_appearance_order():
     p = [nn.Parameter(torch.zeros(1)) for _ in range(4)]
     groups = [dict(params=[p[0]], lr=1.0), dict(params=[p[1]], lr=2.0),
               dict(params=[p[2]], lr=1.0), dict(params=[p[3]], lr=2.0)]
-    merged, order = merge_param_groups(groups)
+    merged = merge_param_groups(groups)
     assert [g['lr'] for g in merged] == [1.0, 2.0]
     assert [len(g['params']) for g in merged] == [2, 2]
     assert merged[0]['params'][1] is p[2]
-    assert order == [0, 2, 1, 3]
 
 
 def test_without_paramwise_cfg_is_the_default():
