@@ -20,8 +20,9 @@ the peak allocated GPU memory of each run (CUDA only).
 
 ``--tiny`` swaps the towers for tiny random ones (no pretrained weights,
 no dataset needed): the CI-size mode that runs on a CPU. ``--random-init``
-keeps the config's full-size architecture (CLIP ViT-B/32: a random CLIP of
-OpenAI's shapes and the real tokenizer) with random weights, for speed and
+keeps the config's full-size architecture (``--arch``, default CLIP
+ViT-B/32: a random CLIP of OpenAI's shapes and the real tokenizer) with
+random weights, for speed and
 memory where no weights are at hand. Without either, the config's own
 weights paths must exist. Data-dependent parts (OSFCM priors, BiGRU
 vocabulary) come from a small synthetic annotation file in both modes.
@@ -98,6 +99,11 @@ def parse_args(argv=None):
                         help='tiny random towers (CI size, runs on CPU)')
     towers.add_argument('--random-init', action='store_true',
                         help='the config\'s full-size towers, random weights')
+    p.add_argument('--arch', default='ViT-B-32',
+                   help='CLIP architecture of --random-init (a name of '
+                   'rsitr_mm.models.utils.clip_convert.KNOWN_ARCHS; it must '
+                   'match the widths of the config, ViT-B-32 for every '
+                   'shipped CLIP config)')
     p.add_argument('--mfu', action='store_true',
                    help='count FLOPs per iteration and report MFU')
     p.add_argument('--peak-tflops', type=float, default=None,
@@ -115,10 +121,10 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def local_towers(model_cfg: dict, tmp: str, tiny: bool) -> dict:
+def local_towers(model_cfg: dict, tmp: str, tiny: bool,
+                 arch: str = 'ViT-B-32') -> dict:
     """Swap pretrained / data-dependent parts for random ones: tiny towers
-    (``tiny``) or towers of the config's own size (CLIP ViT-B/32 unless the
-    vision width says ViT-L/14)."""
+    (``tiny``) or full-size ones (CLIP towers of ``arch``)."""
     from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
     from rsitr_mm.models.utils import (localise_random, localise_tiny,
                                        make_random_clip_dir,
@@ -129,12 +135,6 @@ def local_towers(model_cfg: dict, tmp: str, tiny: bool) -> dict:
     if tiny:
         return localise_tiny(
             model_cfg, make_tiny_clip_dir(osp.join(tmp, 'clip')), ann)
-    enc = model_cfg['image_encoder']
-    enc = enc.get('module', enc)
-    arch = 'ViT-B-32'
-    if enc.get('type') == 'CLIPVisionBackbone' and \
-            '14' in str(enc.get('pretrained', '')):
-        arch = 'ViT-L-14'
     return localise_random(
         model_cfg, make_random_clip_dir(osp.join(tmp, 'clip'), arch), ann)
 
@@ -340,7 +340,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         model_cfg = cfg.model.to_dict()
         if args.tiny or args.random_init:
-            model_cfg = local_towers(model_cfg, tmp, args.tiny)
+            model_cfg = local_towers(model_cfg, tmp, args.tiny, args.arch)
         model = MODELS.build(copy.deepcopy(model_cfg))
         model.init_weights()
         state = copy.deepcopy(model.state_dict())
