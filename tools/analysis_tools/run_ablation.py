@@ -53,6 +53,8 @@ VARIANTS: Dict[str, List[Tuple[str, str, str]]] = {
          'testbed/osdpm_refine-only.py'),
         ('loss-only', 'full, OSFCM refinement off (loss only)',
          'testbed/osdpm_loss-only.py'),
+        ('refine-centered', 'full, OSFCM refinement on centred prototypes',
+         'testbed/osdpm_refine-centered.py'),
     ],
     'ssjdn': [
         ('full', 'SSJDN (BSD + LSD + STL)', 'testbed/ssjdn_full.py'),

@@ -67,6 +67,18 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     so the head starts as the identity and ``W`` gets gradient from the
     retrieval loss at the first step. ``disable('osfcm')`` turns it off.
 
+    With ``refine_centered=True`` the mixed prototypes are centred first
+    (the assignment ``a`` is unchanged)::
+
+        Pc  = P - mean_k P                 # (K, D), rows sum to zero
+        out = e + |e| * W (a @ Pc)         # = e + |e| * (W (a @ P) - W mean_k P)
+
+    Because ``a`` sums to 1, ``a @ Pc = a @ P - mean_k P``: the component
+    shared by every prototype is removed from what ``W`` reads, leaving how
+    ``a`` departs from the average noun. ``W``'s bias can still learn a
+    constant residual, so both forms span the same functions for fixed
+    ``P``; what changes is how the training signal reaches ``W``.
+
     Args:
         embed_dim (int): Embedding dimension ``D``. Defaults to 512.
         ann_file (str | list[str], optional): Karpathy-format caption json(s)
@@ -99,6 +111,10 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         warmup_iters (int): Linear warm-up of the loss weight, in training
             steps of this process. Defaults to 500.
         refine (bool): Build the residual refinement. Defaults to True.
+        refine_centered (bool): Mix the centred prototypes
+            ``P - mean_k P`` in the refinement instead of ``P`` (needs
+            ``refine=True``; the clustering loss is unchanged). Defaults to
+            False (the original refinement).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -122,6 +138,7 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                  caption_targets: bool = True,
                  warmup_iters: int = 500,
                  refine: bool = True,
+                 refine_centered: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         check_values(
             'ObjectSemanticClusterHead',
@@ -145,6 +162,12 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         if warmup_iters < 0:
             raise ValueError(f'{name}: warmup_iters must be >= 0, got '
                              f'{warmup_iters}.')
+        if not isinstance(refine_centered, bool):
+            raise ValueError(f'{name}: refine_centered must be a bool, got '
+                             f'{refine_centered!r}.')
+        if refine_centered and not refine:
+            raise ValueError(f'{name}: refine_centered=True needs '
+                             'refine=True (it changes the refinement only).')
         self.split = split
         self.top_k = top_k
         self.lexicon = lexicon
@@ -187,6 +210,7 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             self.register_buffer('prototypes', init)
         self.register_buffer('proto_seen', torch.zeros(K, dtype=torch.bool))
         self.refine = refine
+        self.refine_centered = refine_centered
         if refine:
             self.refine_proj = nn.Linear(embed_dim, embed_dim)
             self._zero_refine()
@@ -335,13 +359,28 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
 
     # ----------------------------------------------------------- embedding
     def _refine(self, emb: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """Cluster-aware residual refinement of one embedding.
+
+        Args:
+            emb (Tensor, optional): (..., D) embeddings.
+
+        Returns:
+            Tensor, optional: (..., D) ``emb + |emb| * W (a @ M)`` with
+            ``a (..., K)`` the soft assignment to the normalised prototypes
+            ``P (K, D)`` and ``M = P``, or ``M = P - mean_k P`` with
+            ``refine_centered``; ``emb`` unchanged (the same object) when
+            it is None, ``refine=False`` or under ``disable('osfcm')``.
+        """
         if emb is None or not self.refine or not self.enabled('osfcm'):
             return emb
         protos = F.normalize(self.prototypes, dim=1).to(emb.dtype)
         assign = (F.normalize(emb, dim=-1) @ protos.t() /
                   self.temperature).softmax(dim=-1)
         scale = emb.norm(dim=-1, keepdim=True)
-        return emb + scale * self.refine_proj(assign @ protos)
+        mixed = protos
+        if self.refine_centered:
+            mixed = protos - protos.mean(dim=0, keepdim=True)
+        return emb + scale * self.refine_proj(assign @ mixed)
 
     def embed(self, image_emb: Optional[torch.Tensor],
               text_emb: Optional[torch.Tensor]):
@@ -437,4 +476,5 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     def extra_repr(self) -> str:
         return (f'num_prototypes={self.num_prototypes}, '
                 f'prototype={self.prototype!r}, '
-                f'temperature={self.temperature}, refine={self.refine}')
+                f'temperature={self.temperature}, refine={self.refine}, '
+                f'refine_centered={self.refine_centered}')

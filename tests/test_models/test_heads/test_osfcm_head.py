@@ -315,3 +315,83 @@ def test_priors_from_train_data_and_prototype_count_from_checkpoint(
     bare.load_state_dict(head.state_dict(), strict=True)
     torch.testing.assert_close(bare.prototypes, head.prototypes)
     assert bare.proto_seen.tolist() == head.proto_seen.tolist()
+
+
+# ------------------------------------------------------- centred refinement
+def _by_hand(head, x, centred):
+    """``x + |x| W (a @ M)`` written out, M = P or P - mean_k P."""
+    protos = F.normalize(head.prototypes.detach(), dim=1)
+    a = (F.normalize(x, dim=-1) @ protos.t() / head.temperature).softmax(-1)
+    mixed = protos - protos.mean(0, keepdim=True) if centred else protos
+    return x + x.norm(dim=-1, keepdim=True) * head.refine_proj(a @ mixed)
+
+
+def test_default_refinement_is_uncentred_and_unchanged(ann_file):
+    head = _head(ann_file)
+    assert head.refine_centered is False
+    assert 'refine_centered=False' in repr(head)
+    torch.nn.init.normal_(head.refine_proj.weight)
+    torch.nn.init.normal_(head.refine_proj.bias)
+    x = torch.randn(4, D)
+    with torch.no_grad():
+        assert torch.equal(head.embed(x, None)[0], _by_hand(head, x, False))
+    # the option adds no state: checkpoints load either way
+    centred = _head(ann_file, refine_centered=True)
+    assert centred.state_dict().keys() == head.state_dict().keys()
+    centred.load_state_dict(head.state_dict(), strict=True)
+
+
+def test_centred_refinement_is_identity_at_init(ann_file):
+    head = _head(ann_file, refine_centered=True)
+    head.init_weights()
+    assert 'refine_centered=True' in repr(head)
+    x, t = torch.randn(3, D), torch.randn(3, D)
+    x2, t2 = head.embed(x, t)
+    assert torch.equal(x2, x) and torch.equal(t2, t)
+
+
+def test_centred_refinement_gets_gradient_at_step_one(ann_file):
+    head = _head(ann_file, refine_centered=True)
+    head.init_weights()
+    x = torch.randn(3, D)
+    out, _ = head.embed(x, None)
+    out.pow(2).sum().backward()
+    assert head.refine_proj.weight.grad.abs().sum() > 0
+    # one SGD step moves the embedding off the identity
+    opt = torch.optim.SGD(head.refine_proj.parameters(), lr=0.1)
+    opt.step()
+    with torch.no_grad():
+        assert not torch.allclose(head.embed(x, None)[0], x)
+    with head.disable('osfcm'):
+        assert torch.equal(head.embed(x, None)[0], x)
+
+
+def test_centring_removes_the_shared_prototype_component(ann_file):
+    plain = _head(ann_file)
+    centred = _head(ann_file, refine_centered=True)
+    centred.load_state_dict(plain.state_dict())
+    for head in (plain, centred):  # W = identity, no bias: out - x = |x| a@M
+        torch.nn.init.eye_(head.refine_proj.weight)
+        torch.nn.init.zeros_(head.refine_proj.bias)
+    x = torch.randn(5, D)
+    scale = x.norm(dim=-1, keepdim=True)
+    with torch.no_grad():
+        res_plain = plain.embed(x, None)[0] - x
+        res_centred = centred.embed(x, None)[0] - x
+        torch.testing.assert_close(res_centred, _by_hand(centred, x, True) - x)
+        protos = F.normalize(plain.prototypes, dim=1)
+        # the centred residual is the plain one minus |x| * mean_k P
+        torch.testing.assert_close(res_plain - res_centred,
+                                   scale * protos.mean(0).expand(5, D))
+        # identical prototypes: nothing but a shared component to mix in
+        plain.prototypes.copy_(torch.ones_like(plain.prototypes))
+        centred.prototypes.copy_(torch.ones_like(centred.prototypes))
+        assert plain.embed(x, None)[0].sub(x).abs().max() > 0.1
+        torch.testing.assert_close(centred.embed(x, None)[0], x)
+
+
+def test_refine_centered_is_validated(ann_file):
+    with pytest.raises(ValueError, match='refine_centered=True needs'):
+        _head(ann_file, refine=False, refine_centered=True)
+    with pytest.raises(ValueError, match='refine_centered must be a bool'):
+        _head(ann_file, refine_centered='yes')
