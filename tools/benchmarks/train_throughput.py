@@ -79,7 +79,6 @@ from mmpretrain.structures import DataSample  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
-GROUPS_SEEN = set()
 #: Dense datasheet peaks (TFLOP/s) of the SXM parts, by a substring of
 #: ``torch.cuda.get_device_name()``; fp32 without tensor cores.
 PEAK_TFLOPS = {
@@ -201,11 +200,7 @@ def run_runner(cfg, model_cfg, state, batches, precision, args, work_dir,
         custom_hooks=[stamp, *extra_hooks], default_scope='mmpretrain',
         randomness=dict(seed=0), log_level='WARNING', cfg=dict())
     runner.train()
-    groups = len(runner.optim_wrapper.optimizer.param_groups)
-    if groups not in GROUPS_SEEN:
-        GROUPS_SEEN.add(groups)
-        print(f'Runner optimizer: {groups} parameter groups')
-    return stamp.stamps
+    return stamp.stamps, len(runner.optim_wrapper.optimizer.param_groups)
 
 
 def run_plain(cfg, model_cfg, state, batches, precision, args):
@@ -273,8 +268,9 @@ def profile_runner(cfg, model_cfg, state, batches, precision, args, tmp):
                                    active=active, repeat=1)) as prof:
         py = cProfile.Profile()
         py.enable()
-        stamps = run_runner(cfg, model_cfg, state, batches, precision, args,
-                            osp.join(tmp, 'profile'), [ProfilerStep(prof)])
+        stamps, _ = run_runner(cfg, model_cfg, state, batches, precision,
+                               args, osp.join(tmp, 'profile'),
+                               [ProfilerStep(prof)])
         py.disable()
     gaps = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
     wall = sum(gaps[args.warmup:])
@@ -360,9 +356,9 @@ def main(argv=None):
                         torch.cuda.empty_cache()
                         torch.cuda.reset_peak_memory_stats()
                     if path == 'runner':
-                        stamps = run_runner(cfg, model_cfg, state, batches,
-                                            precision, args,
-                                            osp.join(tmp, f'w{rep}'))
+                        stamps, groups = run_runner(
+                            cfg, model_cfg, state, batches, precision, args,
+                            osp.join(tmp, f'w{rep}'))
                     else:
                         stamps = run_plain(cfg, model_cfg, state, batches,
                                            precision, args)
@@ -371,7 +367,7 @@ def main(argv=None):
                         peaks[path].append(
                             torch.cuda.max_memory_allocated() / 2**20)
             rows.append((precision, times, peaks))
-        report(args, rows, flops, size)
+        report(args, rows, flops, size, groups)
         if args.profile:
             profile_runner(cfg, model_cfg, state, batches,
                            args.precisions[-1], args, tmp)
@@ -379,8 +375,9 @@ def main(argv=None):
         = tf32
 
 
-def report(args, rows, flops, size):
-    """Print the results table (and the FLOPs behind the MFU column)."""
+def report(args, rows, flops, size, groups):
+    """Print the results table (and the FLOPs behind the MFU column, and
+    the number of parameter groups of the Runner's optimizer)."""
     dev = torch.cuda.get_device_name() if args.device == 'cuda' else \
         f'CPU, {torch.get_num_threads()} threads'
     tiny = ' (tiny towers)' if args.tiny else \
@@ -389,6 +386,7 @@ def report(args, rows, flops, size):
           f'{size} px, {dev}; median of '
           f'{args.reps} alternated runs x {args.iters - args.warmup} '
           'iterations\n')
+    print(f'Runner optimizer: {groups} parameter groups\n')
     if flops is not None:
         print(f'FLOPs per training iteration (forward + backward, '
               f'torch.utils.flop_counter): {flops / 1e9:.2f} GFLOP, '

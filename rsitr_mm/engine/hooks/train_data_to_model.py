@@ -119,12 +119,11 @@ class TrainDataToModelHook(Hook):
             return  # test / val only: the checkpoint brings the state
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        # a module whose config named its own data (vocabulary source,
-        # priors file) does not need the training dataset's files
+        # a module whose config named its own data (``data_from_config``:
+        # vocabulary source, priors file) needs no training files
         takers = [(name, m) for name, m in model.named_modules()
                   if callable(getattr(m, 'setup_from_train_data', None))
-                  and not getattr(m, 'vocab_from_config', False)
-                  and not getattr(m, 'priors_from_config', False)]
+                  and not getattr(m, 'data_from_config', False)]
         if not takers:
             return
         files = train_annotation_files(loop.dataloader.dataset)

@@ -186,6 +186,12 @@ class BiGRUTextEncoder(BaseModule):
         state_dict_mismatch`."""
         return [] if self.vocab_is_set else ['vocab_bytes', 'embed.weight']
 
+    @property
+    def data_from_config(self) -> bool:
+        """Whether the config named the vocabulary's source, so that
+        :meth:`setup_from_train_data` needs no training files."""
+        return self.vocab_from_config
+
     def setup_from_train_data(self, ann_files: Sequence[str]) -> bool:
         """Build the vocabulary from the training dataset's annotation files
         (train split), unless the config named a vocabulary source.

@@ -71,7 +71,7 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     (the assignment ``a`` is unchanged)::
 
         Pc  = P - mean_k P                 # (K, D), rows sum to zero
-        out = e + |e| * W (a @ Pc)         # = e + |e| * (W (a @ P) - W mean_k P)
+        out = e + |e| * W (a @ Pc)    # = e + |e| (W (a @ P) - W mean_k P)
 
     Because ``a`` sums to 1, ``a @ Pc = a @ P - mean_k P``: the component
     shared by every prototype is removed from what ``W`` reads, leaving how
@@ -265,6 +265,12 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         :func:`rsitr_mm.utils.safe_load.state_dict_mismatch`."""
         return [] if self.priors is not None else ['prototypes',
                                                    'proto_seen']
+
+    @property
+    def data_from_config(self) -> bool:
+        """Whether the config named the priors' source, so that
+        :meth:`setup_from_train_data` needs no training files."""
+        return self.priors_from_config
 
     def setup_from_train_data(self, ann_files: Sequence[str]) -> bool:
         """Build the object priors from the training dataset's annotation

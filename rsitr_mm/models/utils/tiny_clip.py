@@ -29,24 +29,31 @@ def tiny_clip_config(image_size: int = 32,
                      context_length: int = 77,
                      hidden_act: str = 'quick_gelu'):
     """The ``transformers.CLIPConfig`` used by :func:`make_tiny_clip_dir`."""
+    tower = _tower(width, layers, heads, hidden_act, projection_dim)
+    return _clip_config(tower, tower, image_size, patch_size, projection_dim,
+                        context_length)
+
+
+def _tower(width: int, layers: int, heads: int, hidden_act: str,
+           projection_dim: int) -> dict:
+    """One tower's transformer shape (MLP 4x the width)."""
+    return dict(hidden_size=width, intermediate_size=4 * width,
+                num_hidden_layers=layers, num_attention_heads=heads,
+                hidden_act=hidden_act, projection_dim=projection_dim)
+
+
+def _clip_config(text: dict, vision: dict, image_size: int, patch_size: int,
+                 projection_dim: int, context_length: int = 77):
+    """A ``transformers.CLIPConfig`` with OpenAI's vocabulary and special
+    token ids."""
     from transformers import CLIPConfig
-    common = dict(
-        hidden_size=width,
-        intermediate_size=4 * width,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        hidden_act=hidden_act,
-        projection_dim=projection_dim)
     return CLIPConfig(
-        text_config=dict(
-            vocab_size=49408,
-            max_position_embeddings=context_length,
-            bos_token_id=49406,
-            eos_token_id=49407,
-            pad_token_id=49407,
-            **common),
-        vision_config=dict(
-            image_size=image_size, patch_size=patch_size, **common),
+        text_config=dict(vocab_size=49408,
+                         max_position_embeddings=context_length,
+                         bos_token_id=49406, eos_token_id=49407,
+                         pad_token_id=49407, **text),
+        vision_config=dict(image_size=image_size, patch_size=patch_size,
+                           **vision),
         projection_dim=projection_dim)
 
 
@@ -105,28 +112,19 @@ def random_clip_config(arch: str = 'ViT-B-32', hidden_act: str = 'quick_gelu'):
     Returns:
         transformers.CLIPConfig
     """
-    from transformers import CLIPConfig
-
     from .clip_convert import KNOWN_ARCHS
     if arch not in KNOWN_ARCHS:
         raise ValueError(f'unknown CLIP architecture {arch!r}; known: '
                          f'{sorted(KNOWN_ARCHS)}')
     a = KNOWN_ARCHS[arch]
 
-    def tower(width, layers):
-        return dict(hidden_size=width, intermediate_size=4 * width,
-                    num_hidden_layers=layers, num_attention_heads=width // 64,
-                    hidden_act=hidden_act, projection_dim=a['embed_dim'])
+    def tower(width, layers):  # OpenAI's 64-wide heads
+        return _tower(width, layers, width // 64, hidden_act,
+                      a['embed_dim'])
 
-    return CLIPConfig(
-        text_config=dict(vocab_size=49408, max_position_embeddings=77,
-                         bos_token_id=49406, eos_token_id=49407,
-                         pad_token_id=49407,
-                         **tower(a['text_width'], a['text_layers'])),
-        vision_config=dict(image_size=a['image_size'],
-                           patch_size=a['patch_size'],
-                           **tower(a['vision_width'], a['vision_layers'])),
-        projection_dim=a['embed_dim'])
+    return _clip_config(tower(a['text_width'], a['text_layers']),
+                        tower(a['vision_width'], a['vision_layers']),
+                        a['image_size'], a['patch_size'], a['embed_dim'])
 
 
 def make_random_clip_dir(path: str, arch: str = 'ViT-B-32',
