@@ -43,7 +43,7 @@ model = dict(
             prototype='learnable',
             temperature=0.1,
             loss_weight=0.1,
-            text_weight=0.5,
+            text_weight=0.0,  # the paper's OSFCM: image-side clustering only
             warmup_iters=200),
     ],
     losses=[dict(type='MultiPositiveInfoNCELoss')],

@@ -21,7 +21,7 @@ model = dict(
             in_channels=256,
             num_classes=10,
             semantic_dim=64,
-            retrieval_mode='residual',
+            retrieval_mode='full',
             loss_weight_image=0.1,
             loss_weight_text=0.1),
     ],

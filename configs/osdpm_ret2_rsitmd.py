@@ -21,7 +21,7 @@ model = dict(heads=[
         prototype='learnable',
         temperature=0.1,
         loss_weight=1.0,
-        text_weight=0.5),
+        text_weight=0.0),  # image-side clustering only, as the paper
 ])
 train_dataloader = dict(
     dataset=dict(

@@ -33,7 +33,7 @@ model = dict(
             in_channels=512,
             num_classes=33,
             semantic_dim=128,
-            retrieval_mode='residual'),
+            retrieval_mode='full'),
     ],
     losses=[
         dict(type='MultiPositiveInfoNCELoss', gather_negatives=True),

@@ -19,7 +19,7 @@ model = dict(
             in_channels=512,
             num_classes=num_classes,
             semantic_dim=128,
-            retrieval_mode='residual'),
+            retrieval_mode='full'),
     ],
 )
 

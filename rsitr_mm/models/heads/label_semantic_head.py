@@ -71,8 +71,10 @@ class LabelSemanticHead(SwitchableMixin, BaseModule):
         decouple_weight (float): Weight of the decoupling loss.
             Defaults to 0.1.
         decouple (str): ``'corr'`` or ``'weight'``. Defaults to ``'corr'``.
-        retrieval_mode (str): ``'residual'``, ``'concat'`` or ``'full'``.
-            Defaults to ``'residual'``.
+        retrieval_mode (str): ``'full'`` (the embedding is left unchanged:
+            the head acts through its losses only, our reading of the
+            paper), or our extensions ``'residual'`` / ``'concat'``.
+            Defaults to ``'full'``.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -88,7 +90,7 @@ class LabelSemanticHead(SwitchableMixin, BaseModule):
                  loss_weight_text: float = 0.1,
                  decouple_weight: float = 0.1,
                  decouple: str = 'corr',
-                 retrieval_mode: str = 'residual',
+                 retrieval_mode: str = 'full',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         check_values(
             'LabelSemanticHead',

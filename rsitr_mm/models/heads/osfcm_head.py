@@ -3,13 +3,15 @@
 
 OSDPM counts object nouns in each image's captions and uses the frequent ones
 as a semantic prior that guides the clustering of image features in the
-shared space. We implement it as (a) a soft prototype ("affiliation")
-contrastive loss: one prototype per vocabulary noun; each image embedding is
-pulled towards the prototypes of its tf-idf weighted prior and each caption
-towards the prototypes of the nouns it mentions itself; and (b) a
-cluster-aware residual refinement of both embeddings (see
-:class:`ObjectSemanticClusterHead`). Equations and the measurements behind
-the defaults: ``docs/methods/osdpm.md``.
+shared space. We implement the paper's part as a soft prototype
+("affiliation") clustering loss: one prototype per vocabulary noun; each
+image embedding is pulled towards the prototypes of its tf-idf weighted
+prior. Two opt-in extensions of ours (off by default, not in the paper): a
+caption-side term (``text_weight > 0``: each caption pulled towards the
+prototypes of the nouns it mentions) and a cluster-aware residual
+refinement of both embeddings (``refine=True``; see
+:class:`ObjectSemanticClusterHead`). Provenance of every element and the
+measurements: ``docs/methods/osdpm.md``.
 """
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -58,8 +60,8 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     learns them. Under distributed training the weighted sums are
     all-reduced, so every rank keeps the same prototypes.
 
-    **Refinement** (``refine=True``, the module's contribution to the
-    embedding, for images and captions alike)::
+    **Refinement** (``refine=True``, our opt-in extension, not the
+    paper's: it changes the embedding of images and captions alike)::
 
         a   = softmax(normalise(e) @ P.T / temperature)            # (K,)
         out = e + |e| * W (a @ P)          # W (D, D) zero-initialised
@@ -102,7 +104,9 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         temperature (float): Softmax temperature. Defaults to 0.1.
         loss_weight (float): Weight of ``loss_osfcm``. Defaults to 0.1.
         text_weight (float): Weight of ``loss_osfcm_txt`` relative to
-            ``loss_weight``; 0 disables the text side. Defaults to 0.5.
+            ``loss_weight``; 0 disables the text side. The caption-side term
+            is our extension (the paper clusters image features only), so
+            it is opt-in. Defaults to 0.
         min_prior (float): Prior entries below this are zeroed and the row
             renormalised. Defaults to 0.
         idf (bool): Re-weight targets by idf. Defaults to True.
@@ -110,7 +114,9 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             image's prior). Defaults to True.
         warmup_iters (int): Linear warm-up of the loss weight, in training
             steps of this process. Defaults to 500.
-        refine (bool): Build the residual refinement. Defaults to True.
+        refine (bool): Build the residual refinement. Our extension (the
+            paper describes a clustering objective, not a change of the
+            embedding), so it is opt-in. Defaults to False.
         refine_centered (bool): Mix the centred prototypes
             ``P - mean_k P`` in the refinement instead of ``P`` (needs
             ``refine=True``; the clustering loss is unchanged). Defaults to
@@ -132,12 +138,12 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                  ema_momentum: float = 0.9,
                  temperature: float = 0.1,
                  loss_weight: float = 0.1,
-                 text_weight: float = 0.5,
+                 text_weight: float = 0.0,
                  min_prior: float = 0.0,
                  idf: bool = True,
                  caption_targets: bool = True,
                  warmup_iters: int = 500,
-                 refine: bool = True,
+                 refine: bool = False,
                  refine_centered: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         check_values(
