@@ -1,4 +1,5 @@
-# OSDPM on the synthetic testbed: the shipped OSDPM model (DAPN + OSFCM +
+# OSDPM on the synthetic testbed: the shipped OSDPM model (DAPN + OSFCM's
+# clustering objective +
 # contrastive loss; schedule: _base_/schedules/testbed_finetune_3e.py) on
 # a small CLIP-architecture start pretrained on the testbed's disjoint
 # domain (tools/analysis_tools/pretrain_testbed_start.py: ViT 128 px /
@@ -32,7 +33,10 @@ model = dict(
             prototype='learnable',
             temperature=0.1,
             loss_weight=0.1,
-            text_weight=0.5,
+            # the paper's OSFCM, as configs/osdpm_*.py: image-side
+            # clustering objective only, no refinement of the embeddings
+            text_weight=0.0,
+            refine=False,
             # the shipped 500-step warm-up is ~15% of a real run; the
             # testbed's run is 3 x 78 = 234 iterations
             warmup_iters=36),

@@ -73,30 +73,103 @@ def test_mean_sd_and_table(ra):
     assert ra.mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert ra.mean_sd([5.0]) == (5.0, 0.0)
     summary_row = {m: dict(mean=1.0, sd=0.5) for m in ra.METRIC_KEYS}
-    ci = {
-        m: dict(diff=-1.0, low=-2.0, high=0.5, p_le0=0.9)
-        for m in ra.METRIC_KEYS
-    }
+    ci = dict(diff=-1.0, low=-2.0, high=0.5, p_le0=0.9)
     table = ra.format_markdown(
         dict(
             seeds=[0, 1, 2],
             bootstrap_samples=100,
             notes=['switch-offs skipped'],
             rows=[
-                dict(name='full', summary=summary_row),
-                dict(name='w/o X', summary=summary_row, vs_full=ci)
+                dict(name='full', summary=summary_row, seeds=[0, 1, 2]),
+            ],
+            contrasts=[
+                dict(
+                    label='full - w/o X',
+                    what='X, removed',
+                    seeds=[0, 1, 2],
+                    seed_interval=dict(
+                        rsum=dict(mean=-1.0, low=-3.0, high=1.0)),
+                    hierarchical=dict(rsum=ci, mR=ci),
+                    effect=False)
             ]))
-    assert '| full | 1.00 +- 0.50' in table
-    assert '-1.00 [-2.00, +0.50]' in table
+    assert '| full | 3 | 1.00 +- 0.50' in table
+    assert '| -1.00 | [-3.00, +1.00] | [-2.00, +0.50] | no |' in table
     assert 'Note: switch-offs skipped' in table
+
+
+def test_seed_interval(ra):
+    out = ra.seed_interval([1.0, 2.0, 3.0])
+    # t(0.975, 2) = 4.303; sd 1, n 3
+    assert out['mean'] == 2.0 and out['n'] == 3
+    assert out['high'] - out['mean'] == pytest.approx(4.3027 / 3**0.5,
+                                                      rel=1e-3)
+    assert np.isnan(ra.seed_interval([1.0])['low'])
+
+
+def test_hierarchical_bootstrap_covers_seed_spread(ra):
+    """With seeds that disagree, the seeds x images interval is wider than
+    the images-only one and includes 0; with identical seeds both agree."""
+    rng = np.random.default_rng(0)
+    n = 200
+
+    def run(p):
+        return ra.hit_table((rng.random(n) > p) * 50,
+                            (rng.random(5 * n) > p) * 50)
+
+    a = [run(0.5), run(0.2), run(0.8)]  # seed effects: large spread
+    b = [run(0.5), run(0.5), run(0.5)]
+    img = ra.paired_bootstrap(a, b, num_samples=400)['rsum']
+    hier = ra.seed_image_bootstrap(a, b, num_samples=400)['rsum']
+    assert hier['diff'] == pytest.approx(img['diff'])
+    assert hier['high'] - hier['low'] > 1.5 * (img['high'] - img['low'])
+    assert hier['low'] < 0 < hier['high']
+    same = ra.seed_image_bootstrap(a, a, num_samples=50)['rsum']
+    assert same['low'] == same['high'] == 0.0
+    with pytest.raises(ValueError):
+        ra.seed_image_bootstrap(a, b[:2])
+
+
+def test_knn_purity_and_iterations_to(ra):
+    emb = np.array([[1, 0], [1, 0.1], [1, -0.1], [0, 1], [0.1, 1],
+                    [-0.1, 1], [5, 5]], float)
+    labels = np.array([0, 0, 0, 1, 1, 1, -1])
+    assert ra.knn_purity(emb, labels, k=2) == 1.0
+    assert ra.knn_purity(emb, np.array([0, 1, 0, 1, 0, 1, -1]), k=2) < 0.5
+    over = ra.category_overlap(emb, labels)
+    assert over['knn_purity'] == pytest.approx(1.0, abs=0) or \
+        np.isnan(over['knn_purity'])
+    assert over['silhouette'] > 0.9
+    assert ra.iterations_to([[0, 1.0], [10, 3.0], [20, 5.0]], 4.0) == 15.0
+    assert ra.iterations_to([[0, 5.0]], 4.0) == 0.0
+    assert np.isnan(ra.iterations_to([[0, 1.0], [10, 2.0]], 4.0))
+
+
+def test_declared_variants_and_contrasts(ra):
+    for method, variants in ra.VARIANTS.items():
+        keys = [v.key for v in variants]
+        assert variants[0].role == 'reference' and len(set(keys)) == len(keys)
+        rows = set(keys) | {
+            f'{v.key}|off_{n}'
+            for v in variants for n in v.switch_offs
+        }
+        for a, b, _ in ra.CONTRASTS[method]:
+            assert a in rows and b in rows, (a, b)
+        # every removal, the base and every control is contrasted with
+        # the reference; every switch-off is scored somewhere
+        for v in variants[1:]:
+            assert any(v.key in (a, b) for a, b, _ in ra.CONTRASTS[method])
+        for v in variants:
+            for n in v.switch_offs:
+                assert any(a == f'{v.key}|off_{n}'
+                           for a, _, _ in ra.CONTRASTS[method])
+    assert 'bsd_salience' in ra.SWITCH_OFFS['ssjdn']
+    assert {'dapn_context', 'dapn_region'} <= set(ra.SWITCH_OFFS['osdpm'])
 
 
 def test_switch_off_is_optional(ra):
     fn, why = ra.load_switch_off()
     assert (fn is None) != (why is None)
     assert fn is None or callable(fn)
-    assert set(ra.SWITCH_OFFS['osdpm']) == {'dapn', 'osfcm'}
-    assert set(ra.SWITCH_OFFS['ssjdn']) == {'bsd_clues', 'suppression', 'lsd'}
 
 
 @pytest.fixture(scope='module')
@@ -119,7 +192,8 @@ def test_every_variant_config_builds_and_steps(ra, tiny_assets, method,
 
     import rsitr_mm  # noqa: F401
     target, clip = tiny_assets
-    for key, _, config in ra.VARIANTS[method]:
+    for variant in ra.VARIANTS[method]:
+        key, config = variant.key, variant.config
         cfg = ra.build_config(
             config,
             target,
@@ -163,3 +237,41 @@ def test_every_variant_config_builds_and_steps(ra, tiny_assets, method,
                 data_samples=samples), True)
         losses = model(**data, mode='loss')
         assert torch.isfinite(sum(losses.values())), key
+
+
+def test_a_stale_run_is_not_reused(ra, tiny_assets, tmp_path):
+    """A stored run is reused only when variant, seed, resolved config and
+    source hash match; a run of other code or another config is moved
+    aside and re-run."""
+    import json
+
+    import rsitr_mm  # noqa: F401
+    target, clip = tiny_assets
+    variant = {v.key: v for v in ra.VARIANTS['ssjdn']}['base']
+    run_dir = str(tmp_path / 'base' / 'seed_0')
+    opts = {'model.embed_dim': 32, 'train_dataloader.batch_size': 8}
+
+    def run(source, options=opts):
+        return ra.run_one(variant, target, clip, 0, 1, run_dir, None,
+                          options, source=source, val_every=0)
+
+    first = run('a' * 64)
+    assert 'base' in first['scores'] and 'train_seconds' in first
+    assert first['provenance']['source_hash'] == 'a' * 64
+    mtime = osp.getmtime(osp.join(run_dir, 'result.json'))
+    reused = run('a' * 64)  # same code, same config: nothing re-run
+    assert reused['provenance'] == first['provenance']
+    assert reused['train_seconds'] == first['train_seconds']
+    assert osp.getmtime(osp.join(run_dir, 'result.json')) == mtime
+    again = run('b' * 64)  # other code: moved aside, re-run
+    assert osp.isdir(run_dir + '.stale-0')
+    with open(osp.join(run_dir + '.stale-0', 'result.json')) as f:
+        assert json.load(f)['provenance']['source_hash'] == 'a' * 64
+    assert again['provenance']['source_hash'] == 'b' * 64
+    run('b' * 64, dict(opts, **{'model.temperature': 0.05}))  # other config
+    assert osp.isdir(run_dir + '.stale-1')
+    runs, notes = ra.load_runs(
+        'ssjdn', str(tmp_path), [0],
+        {v.key: dict(config_key='x', source_hash='b' * 64)
+         for v in ra.VARIANTS['ssjdn']})
+    assert not runs and 'stale' in notes[0]

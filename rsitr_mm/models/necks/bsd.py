@@ -112,6 +112,15 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
             as exactly plain CLIP and every tower parameter keeps its
             gradient); with ``'global'`` give ``out_channels=D``. Defaults
             to ``'pooled'``.
+        decouple (bool): Run the salience decoupling (SFE + SGS chains).
+            ``False`` builds the **control** of the BSD ablation (our
+            addition for the evidence, not a model of the paper): the same
+            lateral convs, the same clue count and the same zero-initialised
+            fusion, but every clue is the plain average of its scale's
+            lateral features (no salience map, no suppression, no salience
+            convs). Comparing BSD with this control isolates what salience
+            extraction and suppression add beyond "more layers through a new
+            branch". Defaults to True.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -132,6 +141,7 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
                  salience_bias: float = -3.0,
                  clue_scale: float = 1.0,
                  main: str = 'pooled',
+                 decouple: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         check_values(
             'BidirectionalScaleDecoupling',
@@ -217,6 +227,10 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
         self.eps = 1e-6
         self.salience_bias = float(salience_bias)
         self.clue_scale = float(clue_scale)
+        if not isinstance(decouple, bool):
+            raise ValueError(f'{name}: `decouple` must be a bool, got '
+                             f'{decouple!r}.')
+        self.decouple = decouple
 
         # Lateral projections are shared by the chains; each chain has its
         # own SFE scoring conv per scale (its inputs differ after SGS).
@@ -224,12 +238,15 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
             nn.Conv2d(c, self.channels, kernel_size=1) for c in in_channels)
         # keys '<direction>_<input index>'; with pool='avg' the last scale
         # of a chain has no conv (its map would feed nothing)
+        # a softmax over positions ignores a constant: no bias there (it
+        # would be a parameter without gradient)
         self.salience_convs = nn.ModuleDict({
             f'{d}_{i}':
-            nn.Conv2d(self.channels, 1, kernel_size=1)
+            nn.Conv2d(self.channels, 1, kernel_size=1,
+                      bias=salience == 'conv')
             for d in directions
             for i in self._order(d)
-            if pool == 'weighted_avg' or i != self._order(d)[-1]
+            if decouple and (pool == 'weighted_avg' or i != self._order(d)[-1])
         })
         num_clues = len(directions) * self.num_scales
         if fusion == 'concat':
@@ -249,7 +266,8 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
         nn.init.zeros_(self.fuse.weight)
         nn.init.zeros_(self.fuse.bias)
         for conv in self.salience_convs.values():
-            nn.init.constant_(conv.bias, self.salience_bias)
+            if conv.bias is not None:
+                nn.init.constant_(conv.bias, self.salience_bias)
 
     def init_weights(self) -> None:
         """Initialise; the clue projection restarts at zero and the
@@ -261,6 +279,10 @@ class BidirectionalScaleDecoupling(SwitchableMixin, SalienceUnitsMixin,
     def _run_chain(self, feats: List[torch.Tensor], direction: str):
         """Run one SGS/SFE chain; returns clues and maps in INPUT order."""
         order = self._order(direction)
+        if not self.decouple:  # control: plain per-scale pooling
+            clues = [f.mean(dim=(2, 3)) for f in feats]
+            return (clues, [f.new_ones(f[:, :1].shape) for f in feats],
+                    [f.new_zeros(f[:, :1].shape) for f in feats])
         clues: List[Optional[torch.Tensor]] = [None] * self.num_scales
         sal_maps: List[Optional[torch.Tensor]] = [None] * self.num_scales
         sup_maps: List[Optional[torch.Tensor]] = [None] * self.num_scales

@@ -313,3 +313,30 @@ def test_global_main_path_starts_as_the_backbone_embedding():
         BidirectionalScaleDecoupling(in_channels=[8, 8], main='global')
     with pytest.raises(ValueError, match='`main`'):
         BidirectionalScaleDecoupling(in_channels=[8, 8], main='cls')
+
+
+def test_decouple_false_is_the_plain_pooling_control():
+    """The BSD control keeps lateral convs, clue count and fusion, but its
+    clues are plain per-scale averages: no salience conv exists, the output
+    equals the fusion of the pooled lateral features, and every parameter
+    gets gradient once the fusion has moved."""
+    torch.manual_seed(0)
+    x = _pyramid(3)
+    kwargs = dict(in_channels=[4, 6, 8], channels=5)
+    bsd = BidirectionalScaleDecoupling(**kwargs)
+    ctrl = BidirectionalScaleDecoupling(decouple=False, **kwargs)
+    assert len(ctrl.salience_convs) == 0
+    assert ctrl.fuse.weight.shape == bsd.fuse.weight.shape
+    torch.testing.assert_close(ctrl(x)[0], x[-1].mean(dim=(2, 3)))
+    nn.init.normal_(ctrl.fuse.weight)
+    pooled = [conv(f).mean(dim=(2, 3)) for conv, f in zip(
+        ctrl.lateral_convs, x)]
+    expected = x[-1].mean(dim=(2, 3)) + ctrl.fuse(torch.cat(pooled * 2, 1))
+    out, maps = ctrl.forward_with_maps(x)
+    torch.testing.assert_close(out, expected)
+    assert all(float(m.sum()) == 0 for m in maps['suppression']['f2c'])
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in ctrl.parameters())
+    with pytest.raises(ValueError, match='decouple'):
+        BidirectionalScaleDecoupling(decouple='no', **kwargs)
