@@ -42,9 +42,9 @@ model = dict(
             top_k=30,
             prototype='learnable',
             temperature=0.1,
-            loss_weight=0.1,
+            loss_weight=5.0,  # as configs/_base_/models/osdpm_clip_vit-b32.py
             text_weight=0.0,  # the paper's OSFCM: image-side clustering only
-            warmup_iters=200),
+            warmup_iters=0),
     ],
     losses=[dict(type='MultiPositiveInfoNCELoss')],
     data_preprocessor=dict(

@@ -20,8 +20,9 @@ model = dict(heads=[
         top_k=50,
         prototype='learnable',
         temperature=0.1,
-        loss_weight=1.0,
-        text_weight=0.0),  # image-side clustering only, as the paper
+        loss_weight=5.0,
+        text_weight=0.0,  # image-side clustering only, as the paper
+        warmup_iters=0),
 ])
 train_dataloader = dict(
     dataset=dict(

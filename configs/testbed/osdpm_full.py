@@ -32,14 +32,13 @@ model = dict(
             top_k=30,
             prototype='learnable',
             temperature=0.1,
-            loss_weight=0.1,
+            loss_weight=5.0,
             # the paper's OSFCM, as configs/osdpm_*.py: image-side
             # clustering objective only, no refinement of the embeddings
             text_weight=0.0,
             refine=False,
-            # the shipped 500-step warm-up is ~15% of a real run; the
-            # testbed's run is 3 x 78 = 234 iterations
-            warmup_iters=36),
+            # as the shipped config: no warm-up
+            warmup_iters=0),
     ],
 )
 train_dataloader = dict(batch_size=64)

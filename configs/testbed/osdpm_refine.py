@@ -12,8 +12,8 @@ model = dict(heads=[
         top_k=30,
         prototype='learnable',
         temperature=0.1,
-        loss_weight=0.1,
+        loss_weight=5.0,
         text_weight=0.5,
         refine=True,
-        warmup_iters=36),
+        warmup_iters=0),
 ])

@@ -15,6 +15,12 @@ prints, for the test split of ``CONFIG``:
   uniform map) of DAPN and BSD;
 * the test metrics of the full model and with each module switched off.
 
+Modules that act through their loss only (OSFCM's clustering objective, LSD
+with ``retrieval_mode='full'``, STL) leave the test-time embedding
+unchanged; for them :func:`gradient_share_trace` measures, update by update,
+their loss's share of the gradient at the embeddings (what reaches the
+encoders).
+
 Python API (used by the ablation runner as well)::
 
     from module_contribution import (available_switches, switch_off,
@@ -170,6 +176,94 @@ def module_contributions(
                            default=0.0)
         out[n] = res
     return out
+
+
+#: Loss-only modules and the loss keys they produce (prefix match).
+LOSS_GROUPS: Dict[str, Tuple[str, ...]] = {
+    'osfcm': ('loss_osfcm', ),
+    'lsd': ('loss_lsd', ),
+    'stl': ('loss_stl', 'loss_semanticguidedtriplet'),
+}
+
+
+def loss_gradient_shares(model: nn.Module, images: torch.Tensor, samples,
+                         groups: Optional[Dict[str, Tuple[str, ...]]] = None
+                         ) -> Tuple[Dict[str, float], Dict[str, torch.Tensor]]:
+    """One training forward; each loss group's share of the gradient at the
+    embeddings.
+
+    A module that acts through its loss only (OSFCM as the paper describes
+    it, LSD with ``retrieval_mode='full'``, STL) does not change the
+    embedding at test time; it is alive when its loss's gradient reaches
+    the encoders. This measures it where the encoders end: with ``e`` the
+    image and caption embeddings as the towers (and necks) return them,
+    ``share = |d L_group / d e| / |d L_total / d e|`` (Frobenius norms over
+    both modalities).
+
+    Args:
+        model (nn.Module): a ``DualEncoderRetriever`` in training mode.
+        images (Tensor): (B, 3, H, W) preprocessed images.
+        samples (list): B training samples (one caption each).
+        groups (dict, optional): ``{name: loss-key prefixes}``; defaults to
+            :data:`LOSS_GROUPS`.
+
+    Returns:
+        tuple: ``({name: share}, losses)`` for the groups whose keys occur
+        in the losses, and the loss dict (its graph kept, for the update).
+    """
+    module = _unwrap(model)
+    groups = LOSS_GROUPS if groups is None else groups
+    captured: Dict[str, torch.Tensor] = {}
+
+    def capture(name, fn):
+        def inner(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            captured[name] = out
+            return out
+        return inner
+
+    module.image_features = capture('image', module.image_features)
+    module.text_features = capture('text', module.text_features)
+    try:
+        losses = module.loss(images, samples)
+    finally:
+        del module.image_features, module.text_features
+    embs = [captured['image'], captured['text']]
+
+    def grad_norm(value: torch.Tensor) -> float:
+        grads = torch.autograd.grad(
+            value, embs, retain_graph=True, allow_unused=True)
+        return float(
+            sum((g.float()**2).sum() for g in grads if g is not None)**0.5)
+
+    total = grad_norm(sum(losses.values()))
+    shares = {}
+    for name, prefixes in groups.items():
+        keys = [k for k in losses if k.startswith(prefixes)]
+        if keys:
+            part = grad_norm(sum(losses[k] for k in keys))
+            shares[name] = part / total if total > 0 else 0.0
+    return shares, losses
+
+
+def gradient_share_trace(model: nn.Module, optim_wrapper, batches: Iterable,
+                         steps: int = 50) -> Dict[str, List[float]]:
+    """Train ``steps`` updates with ``optim_wrapper`` on ``batches`` (cycled)
+    and record each loss group's gradient share at every update.
+
+    Returns:
+        dict: ``{name: [share at update 1, ..., share at update steps]}``.
+    """
+    batches = list(batches)
+    trace: Dict[str, List[float]] = {}
+    model.train()
+    for step in range(steps):
+        images, samples = _prepare(model, batches[step % len(batches)])
+        shares, losses = loss_gradient_shares(model, images, samples)
+        for name, value in shares.items():
+            trace.setdefault(name, []).append(value)
+        optim_wrapper.update_params(sum(losses.values()))
+    return trace
 
 
 def _entropy(p: torch.Tensor) -> float:
