@@ -5,8 +5,9 @@ OSDPM counts object nouns in each image's captions and uses the frequent ones
 as a semantic prior that guides the clustering of image features in the
 shared space. We implement the paper's part as a soft prototype
 ("affiliation") clustering loss: one prototype per vocabulary noun; each
-image embedding is pulled towards the prototypes of its tf-idf weighted
-prior. Two opt-in extensions of ours (off by default, not in the paper): a
+image embedding is pulled towards the prototypes of its prior (noun
+frequencies in its captions). Three opt-in extensions of ours (off by
+default, not in the paper): idf re-weighting of the targets (``idf=True``), a
 caption-side term (``text_weight > 0``: each caption pulled towards the
 prototypes of the nouns it mentions) and a cluster-aware residual
 refinement of both embeddings (``refine=True``; see
@@ -109,7 +110,9 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             it is opt-in. Defaults to 0.
         min_prior (float): Prior entries below this are zeroed and the row
             renormalised. Defaults to 0.
-        idf (bool): Re-weight targets by idf. Defaults to True.
+        idf (bool): Re-weight targets by idf. Our extension (the paper
+            speaks of high-probability priors from noun frequencies, not of
+            re-weighting them), so it is opt-in. Defaults to False.
         caption_targets (bool): Caption rows use their own nouns (else the
             image's prior). Defaults to True.
         warmup_iters (int): Linear warm-up of the loss weight, in training
@@ -140,7 +143,7 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                  loss_weight: float = 0.1,
                  text_weight: float = 0.0,
                  min_prior: float = 0.0,
-                 idf: bool = True,
+                 idf: bool = False,
                  caption_targets: bool = True,
                  warmup_iters: int = 500,
                  refine: bool = False,
