@@ -45,6 +45,9 @@ model = dict(
             # configs/osdpm-refine_*.py; docs/methods/osdpm.md)
             text_weight=0.0,
             warmup_iters=500,
+            # idf weighting of the targets (the head's default idf=True) is
+            # our extension, on with a caption statistic as its only
+            # evidence (provenance table of docs/methods/osdpm.md)
             refine=False),
     ],
     losses=[dict(type='MultiPositiveInfoNCELoss', gather_negatives=True)],
