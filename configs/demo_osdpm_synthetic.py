@@ -1,6 +1,8 @@
 # OSDPM at demo scale (generated scenes, CPU): a small CLIP-architecture
 # dual encoder (ViT 64 px / patch 8, width 64, 4 layers; text transformer
 # with the real CLIP BPE tokenizer) + DAPN + OSFCM + contrastive loss.
+# OSFCM as the paper describes it: the image-side clustering loss only
+# (text_weight=0, refine=False; our extensions stay off).
 # There are no pretrained weights at this scale: `clip_path` is a randomly
 # initialised CLIP directory that tools/analysis_tools/run_demo_ablation.py
 # creates (rsitr_mm.models.utils.make_tiny_clip_dir), so every ablation row
@@ -44,7 +46,8 @@ model = dict(
             temperature=0.1,
             loss_weight=5.0,  # as configs/_base_/models/osdpm_clip_vit-b32.py
             text_weight=0.0,  # the paper's OSFCM: image-side clustering only
-            warmup_iters=0),
+            warmup_iters=0,
+            refine=False),
     ],
     losses=[dict(type='MultiPositiveInfoNCELoss')],
     data_preprocessor=dict(

@@ -1,5 +1,6 @@
 # SSJDN at demo scale (generated scenes, CPU): TinyCNN stages 2-4 -> BSD,
-# BiGRU text encoder, LSD head on the 10 scene classes, STL loss. Used by
+# BiGRU text encoder, LSD head on the 10 scene classes (loss-only,
+# retrieval_mode='full', as in configs/ssjdn_*.py), STL loss. Used by
 # tools/analysis_tools/run_demo_ablation.py --method ssjdn.
 _base_ = ['./demo_tinycnn-bigru_synthetic.py']
 
@@ -21,7 +22,7 @@ model = dict(
             in_channels=256,
             num_classes=10,
             semantic_dim=64,
-            retrieval_mode='full',
+            retrieval_mode='full',  # losses only; 'residual' is our opt-in
             loss_weight_image=0.1,
             loss_weight_text=0.1),
     ],

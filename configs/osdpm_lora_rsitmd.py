@@ -1,9 +1,12 @@
 # OSDPM with parameter-efficient towers on RSITMD: LoRA (rank 8, alpha 16)
 # on the query/value projections of both frozen CLIP ViT-B/32 towers; the
 # DAPN neck, the OSFCM head and the logit scale train in full. Same data,
-# loss and schedule as osdpm_rsitmd.py. See docs/peft.md for trainable
-# parameters and memory against full fine-tuning. The LoRA hyper-parameters
-# are common starting values, not tuned here.
+# model (DAPN on the penultimate layer; OSFCM as the paper's image-side
+# clustering loss, no caption term, no refinement), loss and schedule as
+# osdpm_rsitmd.py, except the optimizer below. LoRA is our extension, not
+# the paper's. See docs/peft.md for trainable parameters and memory against
+# full fine-tuning. The LoRA hyper-parameters are common starting values,
+# not tuned here.
 #   python tools/train.py configs/osdpm_lora_rsitmd.py \
 #       --cfg-options model.image_encoder.module.pretrained=CLIP_DIR \
 #       model.text_encoder.module.pretrained=CLIP_DIR
@@ -20,9 +23,11 @@ model = dict(
     image_encoder=dict(
         _delete_=True,
         type='LoRATower',
+        # the layer DAPN reads in osdpm_rsitmd.py: the penultimate, through
+        # the final LayerNorm (docs/methods/osdpm.md, "Which layer")
         module=dict(
             type='CLIPVisionBackbone', pretrained=clip_path,
-            out_indices=(-1, )),
+            out_indices=(-2, ), hidden_norm=True),
         **lora),
     text_encoder=dict(
         _delete_=True,

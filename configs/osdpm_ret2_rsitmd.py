@@ -1,8 +1,11 @@
 # OSDPM with the RET-2 recipe: trained on RSICD train + RSITMD train (leaks
 # into the RSICD or RSITMD test split dropped, see
-# clip_vit-b32_ret2_rsitmd.py), tested on RSITMD. The OSFCM object priors
-# are counted over the train captions of both training sources (all of
-# them, including the few dropped images: TrainDataToModelHook reads the
+# clip_vit-b32_ret2_rsitmd.py), tested on RSITMD. The model is that of
+# osdpm_rsitmd.py (DAPN; OSFCM as the paper's image-side clustering loss at
+# weight 5.0, no caption term, no refinement); only the training data differ
+# (multi-dataset training is our recipe, not the paper's). The OSFCM object
+# priors are counted over the train captions of both training sources (all
+# of them, including the few dropped images: TrainDataToModelHook reads the
 # sources' annotation files).
 #   python tools/train.py configs/osdpm_ret2_rsitmd.py \
 #       --cfg-options data_root=DIR
@@ -12,18 +15,6 @@ _base_ = [
 ]
 data_root = 'data'
 
-model = dict(heads=[
-    dict(
-        type='ObjectSemanticClusterHead',
-        embed_dim=512,
-        split='train',
-        top_k=50,
-        prototype='learnable',
-        temperature=0.1,
-        loss_weight=5.0,
-        text_weight=0.0,  # image-side clustering only, as the paper
-        warmup_iters=0),
-])
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

@@ -1,4 +1,8 @@
-# OSDPM on RSITMD: CLIP ViT-B/32 + DAPN + OSFCM + contrastive loss.
+# OSDPM on RSITMD: CLIP ViT-B/32 + DAPN + OSFCM + contrastive loss, the
+# paper's method as we read it: OSFCM is the object-prior clustering loss on
+# the image embeddings only (no caption-side term, no refinement of the
+# embeddings; those are our opt-in extensions, configs/osdpm-refine_rsitmd.py).
+# Provenance of every element: docs/methods/osdpm.md.
 #   python tools/train.py configs/osdpm_rsitmd.py \
 #       --cfg-options model.image_encoder.pretrained=CLIP_DIR \
 #       model.text_encoder.pretrained=CLIP_DIR

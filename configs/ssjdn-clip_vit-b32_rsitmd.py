@@ -1,7 +1,10 @@
-# SSJDN's modules on a CLIP ViT-B/32 dual encoder (RSITMD): BSD decouples the
-# patch-token grids of ViT layers 4, 8 and 12 (a ViT has one spatial scale,
-# so the "scales" are depths: early layers keep finer local detail); LSD on
-# both embeddings; STL with label-aware margins. Start from any CLIP
+# SSJDN's modules on a CLIP ViT-B/32 dual encoder (RSITMD), our extension
+# (not the paper's model, which is configs/ssjdn_rsitmd.py as we read it):
+# BSD decouples the patch-token grids of ViT layers 4, 8 and 11 (a ViT has
+# one spatial scale, so the "scales" are depths: early layers keep finer
+# local detail); LSD's label losses on both embeddings (loss-only,
+# retrieval_mode='full'); InfoNCE + STL (AMFMN margin over label + caption
+# similarity) at weight 0.5. Start from any CLIP
 # directory, e.g. RemoteCLIP/GeoRSCLIP converted with
 # tools/model_converters/clip_to_hf.py:
 #   python tools/train.py configs/ssjdn-clip_vit-b32_rsitmd.py \

@@ -1,5 +1,8 @@
 # SSJDN on UCM: ResNet-50 + BSD, BiGRU, LSD, STL; the era's defaults
 # (embed 512, margin 0.2, Adam 2e-4 decayed x0.7 every 20 epochs, batch 100).
+# LSD acts through its label losses only (retrieval_mode='full'; 'residual'
+# and 'concat' are our opt-in extensions). Provenance of every element
+# (paper / our reading / our extension): docs/methods/ssjdn.md.
 #   python tools/train.py configs/ssjdn_ucm.py
 #   bash tools/dist_train.sh configs/ssjdn_ucm.py 8
 _base_ = [
@@ -19,7 +22,7 @@ model = dict(
             in_channels=512,
             num_classes=num_classes,
             semantic_dim=128,
-            retrieval_mode='full'),
+            retrieval_mode='full'),  # the embedding is left unchanged
     ],
 )
 

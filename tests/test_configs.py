@@ -93,3 +93,31 @@ def test_config_builds_and_trains_one_step(path, assets):
         feats = model(**data, mode='tensor')
     assert feats['image_feat'].shape == (b, model.embed_dim)
     assert feats['text_feat'].shape == (b, model.embed_dim)
+
+
+def _head_value(head, key):
+    """A head's resolved option: the config's value, else the default."""
+    import inspect
+    cls = MODELS.get(head['type'])
+    return head.get(key,
+                    inspect.signature(cls.__init__).parameters[key].default)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_name)
+def test_method_configs_switch_no_extension_on(path):
+    """Our extensions of the papers stay opt-in: only configs named
+    ``*-refine_*`` turn on OSFCM's caption term and refinement, and no
+    shipped config gives LSD a retrieval mode that changes the embedding
+    (docs/methods/{osdpm,ssjdn}.md, provenance tables)."""
+    init_default_scope('mmpretrain')
+    heads = Config.fromfile(path).model.get('heads') or []
+    extension = '-refine_' in osp.basename(path)
+    for head in heads:
+        if head['type'] == 'ObjectSemanticClusterHead':
+            assert _head_value(head, 'refine') is extension
+            assert (_head_value(head, 'text_weight') > 0) is extension
+            assert _head_value(head, 'refine_centered') is False
+        elif head['type'] == 'LabelSemanticHead':
+            assert _head_value(head, 'retrieval_mode') == 'full'
+    if extension:
+        assert any(h['type'] == 'ObjectSemanticClusterHead' for h in heads)

@@ -48,3 +48,26 @@ def test_paper_results_are_labelled_as_the_papers():
         if m.results:
             source = m.metadata.data.get('Results Source', '')
             assert 'paper' in source and 'not reproduced' in source, m.name
+
+
+def test_every_method_model_states_its_provenance():
+    """SSJDN and OSDPM entries say whether they are the paper's method (our
+    reading) or carry an extension of ours; an extension carries no paper
+    results, and the opt-in OSFCM extension configs are listed as such."""
+    mi, _ = _load()
+    by_config = {}
+    for m in mi.models:
+        if m.in_collection not in ('SSJDN', 'OSDPM'):
+            continue
+        provenance = m.metadata.data.get('Provenance', '')
+        assert provenance, m.name
+        if 'extension' in provenance:
+            assert not m.results, m.name
+        if m.results:
+            assert provenance.startswith(f"the {m.in_collection} paper's"), \
+                m.name
+        by_config[m.config] = provenance
+    for name in ('osdpm-refine_rsicd.py', 'osdpm-refine_rsitmd.py'):
+        assert 'extension' in by_config['configs/' + name]
+    for name in ('osdpm_rsicd.py', 'osdpm_rsitmd.py', 'ssjdn_rsitmd.py'):
+        assert 'extension' not in by_config['configs/' + name]

@@ -51,6 +51,8 @@ model = dict(
             loss_weight=5.0,
             text_weight=0.0,
             warmup_iters=0,
+            # idf re-weighting of the targets is our opt-in extension (the
+            # head's default idf=False; docs/methods/osdpm.md)
             refine=False),
     ],
     losses=[dict(type='MultiPositiveInfoNCELoss', gather_negatives=True)],

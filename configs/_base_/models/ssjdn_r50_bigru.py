@@ -30,7 +30,8 @@ model = dict(
         type='BidirectionalScaleDecoupling',
         in_channels=[512, 1024, 2048],
         # output = pooled stage 4 (2048-d, the no-BSD feature) + the clues
-        # through a zero-initialised projection (docs/methods/ssjdn.md)
+        # through a zero-initialised projection: the main path is our
+        # extension, on with its evidence (docs/methods/ssjdn.md)
         channels=256,
         salience='conv',
         salience_bias=-3.0,
@@ -51,6 +52,9 @@ model = dict(
             in_channels=512,
             num_classes=-1,  # set by the dataset config
             semantic_dim=128,
+            # the labels supervise both branches through the head's losses;
+            # the embedding is left unchanged ('residual' / 'concat' are our
+            # opt-in extensions, docs/methods/ssjdn.md)
             retrieval_mode='full',
             cls_scale=16.0,  # cosine classifier
             loss_weight_image=0.1,
@@ -64,6 +68,8 @@ model = dict(
             # AMFMN's dynamic margin over label + caption similarity
             semantic='amfmn',
             amfmn_prior='label_text',
+            # our extension, on with its evidence (docs/methods/ssjdn.md):
+            # sum over negatives for 300 updates, then the hardest
             warmup_iters=300),
     ],
     data_preprocessor=dict(

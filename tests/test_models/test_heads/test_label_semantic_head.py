@@ -132,9 +132,13 @@ def test_embed_modes():
     out_i, out_t = head.embed(img, txt)
     assert out_i.shape == img.shape and out_t.shape == txt.shape
     torch.testing.assert_close(out_i.norm(dim=-1), torch.ones(3))
-    # full and semantic_dim=0: identity
-    for kwargs in (dict(retrieval_mode='full'), dict(semantic_dim=0)):
+    # full (the default: LSD acts through its losses only, our reading of
+    # the paper) and semantic_dim=0: identity, nothing built for embed
+    for kwargs in (dict(), dict(retrieval_mode='full'),
+                   dict(semantic_dim=0)):
         head = _head(**kwargs)
+        assert head.retrieval_mode == kwargs.get('retrieval_mode', 'full')
+        assert not hasattr(head, 'back_proj')
         out_i, out_t = head.embed(img, txt)
         assert out_i is img and out_t is txt
 

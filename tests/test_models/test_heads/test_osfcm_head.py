@@ -59,8 +59,27 @@ def test_priors_lookup_and_identity_embed_at_init(ann_file):
     assert pri[1].sum() == 0 and pri[2].sum() == 0 and pri[4].sum() == 0
     assert pri[3].sum() == pytest.approx(1.0)
     x, t = torch.randn(3, D), torch.randn(3, D)
-    x2, t2 = head.embed(x, t)  # zero-initialised refinement: identity
+    # default: the paper's loss-only head, nothing added to the embedding
+    assert head.refine is False and not hasattr(head, 'refine_proj')
+    x2, t2 = head.embed(x, t)
+    assert x2 is x and t2 is t
+    # our opt-in refinement is zero-initialised: identity at the start
+    x2, t2 = _head(ann_file, refine=True).embed(x, t)
     assert torch.equal(x2, x) and torch.equal(t2, t)
+
+
+def test_defaults_are_the_papers_image_side_objective(ann_file):
+    """Without options the head clusters image embeddings only: no
+    caption-side term (``text_weight=0``) and no refinement (our opt-in
+    extensions, configs/osdpm-refine_*.py)."""
+    head = ObjectSemanticClusterHead(embed_dim=D, ann_file=ann_file,
+                                     top_k=10, warmup_iters=0)
+    assert head.text_weight == 0 and head.refine is False
+    img, txt = torch.randn(3, D), torch.randn(3, D)
+    out = head.loss(img, txt, _samples(['1.tif', '2.tif', '3.tif']))
+    assert set(out) == {'loss_osfcm'} and out['loss_osfcm'] > 0
+    x2, t2 = head.embed(img, txt)
+    assert x2 is img and t2 is txt
 
 
 def test_loss_matches_hand_computation(ann_file):
@@ -278,7 +297,7 @@ def test_prototypes_start_from_data(ann_file, prototype):
 
 def test_refinement_learns_and_switches_off(ann_file):
     torch.manual_seed(0)
-    head = _head(ann_file)
+    head = _head(ann_file, refine=True)
     head.init_weights()
     x = torch.randn(3, D)
     out, _ = head.embed(x, None)
@@ -327,7 +346,7 @@ def _by_hand(head, x, centred):
 
 
 def test_default_refinement_is_uncentred_and_unchanged(ann_file):
-    head = _head(ann_file)
+    head = _head(ann_file, refine=True)
     assert head.refine_centered is False
     assert 'refine_centered=False' in repr(head)
     torch.nn.init.normal_(head.refine_proj.weight)
@@ -336,13 +355,13 @@ def test_default_refinement_is_uncentred_and_unchanged(ann_file):
     with torch.no_grad():
         assert torch.equal(head.embed(x, None)[0], _by_hand(head, x, False))
     # the option adds no state: checkpoints load either way
-    centred = _head(ann_file, refine_centered=True)
+    centred = _head(ann_file, refine=True, refine_centered=True)
     assert centred.state_dict().keys() == head.state_dict().keys()
     centred.load_state_dict(head.state_dict(), strict=True)
 
 
 def test_centred_refinement_is_identity_at_init(ann_file):
-    head = _head(ann_file, refine_centered=True)
+    head = _head(ann_file, refine=True, refine_centered=True)
     head.init_weights()
     assert 'refine_centered=True' in repr(head)
     x, t = torch.randn(3, D), torch.randn(3, D)
@@ -351,7 +370,7 @@ def test_centred_refinement_is_identity_at_init(ann_file):
 
 
 def test_centred_refinement_gets_gradient_at_step_one(ann_file):
-    head = _head(ann_file, refine_centered=True)
+    head = _head(ann_file, refine=True, refine_centered=True)
     head.init_weights()
     x = torch.randn(3, D)
     out, _ = head.embed(x, None)
@@ -367,8 +386,8 @@ def test_centred_refinement_gets_gradient_at_step_one(ann_file):
 
 
 def test_centring_removes_the_shared_prototype_component(ann_file):
-    plain = _head(ann_file)
-    centred = _head(ann_file, refine_centered=True)
+    plain = _head(ann_file, refine=True)
+    centred = _head(ann_file, refine=True, refine_centered=True)
     centred.load_state_dict(plain.state_dict())
     for head in (plain, centred):  # W = identity, no bias: out - x = |x| a@M
         torch.nn.init.eye_(head.refine_proj.weight)
@@ -394,4 +413,4 @@ def test_refine_centered_is_validated(ann_file):
     with pytest.raises(ValueError, match='refine_centered=True needs'):
         _head(ann_file, refine=False, refine_centered=True)
     with pytest.raises(ValueError, match='refine_centered must be a bool'):
-        _head(ann_file, refine_centered='yes')
+        _head(ann_file, refine=True, refine_centered='yes')
