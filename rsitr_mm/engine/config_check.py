@@ -112,29 +112,29 @@ def _resolve(type_name: Any) -> Optional[Any]:
 def accepted_arguments(obj: Any) -> Optional[List[str]]:
     """Keyword arguments a class or function accepts (``None``: any).
 
-    A class whose ``__init__`` (or any base's, through ``**kwargs``) takes
-    ``**kwargs`` accepts anything as far as this check can tell.
+    An ``__init__(self, *args, x=..., **kwargs)`` is taken to forward the
+    rest to its base class, whose arguments are added; an ``__init__``
+    with ``**kwargs`` only accepts anything as far as this check can tell.
     """
-    targets = []
     if inspect.isclass(obj):
-        for klass in obj.__mro__:
-            if '__init__' in vars(klass):
-                targets.append(klass.__init__)
-                break
+        inits = [k.__init__ for k in obj.__mro__ if '__init__' in vars(k)]
     else:
-        targets.append(obj)
+        inits = [obj]
     names: List[str] = []
-    for fn in targets:
+    for fn in inits:
         try:
-            params = inspect.signature(fn).parameters.values()
+            params = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):
             return None
-        for p in params:
-            if p.kind is p.VAR_KEYWORD:
-                return None
-            if p.name != 'self':
-                names.append(p.name)
-    return names
+        kinds = {p.kind for p in params}
+        names += [p.name for p in params
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                  and p.name != 'self']
+        if inspect.Parameter.VAR_KEYWORD not in kinds:
+            return names
+        if inspect.Parameter.VAR_POSITIONAL not in kinds:
+            return None
+    return None
 
 
 def _child(node: Any, part: str) -> Any:
