@@ -132,6 +132,7 @@ def _scan_globals(data: bytes) -> List[str]:
     while stream.tell() < len(data):
         memo: dict = {}
         strings: List[str] = []
+        getattr_at = None  # a getattr global: name the attribute it gets
         try:
             for op, arg, _ in pickletools.genops(stream):
                 if op.name == 'GLOBAL':
@@ -149,6 +150,13 @@ def _scan_globals(data: bytes) -> List[str]:
                     strings.append(memo[arg])
                 elif op.name == 'STACK_GLOBAL' and len(strings) >= 2:
                     found.append(f'{strings[-2]}.{strings[-1]}')
+                elif op.name == 'REDUCE' and getattr_at is not None:
+                    # getattr(obj, name): name is the last string pushed
+                    found[getattr_at] += f'(..., {strings[-1]!r})'
+                    getattr_at = None
+                if op.name in ('GLOBAL', 'STACK_GLOBAL') and found and \
+                        found[-1].endswith('.getattr'):
+                    getattr_at = len(found) - 1
         except Exception:  # noqa: BLE001  damaged or not a pickle
             break
     return list(dict.fromkeys(found))
