@@ -51,8 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'from the header, before decoding')
     parser.add_argument(
         '--max-side', type=int, default=None,
-        help='longest side an upload is decoded at (default: twice the '
-        'test pipeline\'s resize, or 1024 without one)')
+        help='longest side an upload is decoded at (default: 1024, or '
+        'twice the test pipeline\'s resize when larger)')
     parser.add_argument(
         '--max-concurrent-uploads', type=int, default=2,
         help='image queries decoded and encoded at once; more wait up to '

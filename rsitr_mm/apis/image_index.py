@@ -131,7 +131,8 @@ def _chunk_hashes(emb: np.ndarray, files: Sequence[str], emb_path: str,
     hashes = []
     for start in range(0, len(emb), rows):
         block = np.ascontiguousarray(emb[start:start + rows])
-        bad = ~np.isfinite(block).all(axis=1)
+        # a row sum (float64) is non-finite iff the row holds NaN or inf
+        bad = ~np.isfinite(block.sum(axis=1, dtype=np.float64))
         zero = ~block.any(axis=1)
         for mask, what in ((bad, 'non-finite values (NaN or inf)'),
                            (zero, 'only zeros')):

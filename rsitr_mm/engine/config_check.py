@@ -53,8 +53,18 @@ RSITR_KEYS = frozenset({
     'ann_file', 'clip_path', 'dataset_common', 'img_scale', 'lora',
     'num_classes',
     'resnet50_checkpoint', 'rsicd_train', 'rsicd_test_split',
-    'rsitmd_train', 'rsitmd_test_split', 'ucm_train', 'ucm_test_split'
+    'rsitmd_train', 'rsitmd_test_split', 'ucm_train', 'ucm_test_split',
+    # the controlled-testbed configs (configs/testbed/)
+    'iters_per_epoch', 'max_epochs', 'width'
 })
+
+#: Keys read by someone other than the ``type`` they sit under (mmengine
+#: pops them before building): ``{parent path: keys}``; ``*`` is any key.
+READ_ELSEWHERE = {
+    'optim_wrapper': ('constructor', 'paramwise_cfg'),
+    'default_hooks.*': ('priority', ),
+    'custom_hooks.*': ('priority', ),
+}
 
 KNOWN_TOP_LEVEL = MMENGINE_KEYS | RSITR_KEYS
 
@@ -187,8 +197,13 @@ def _unknown_option(key: str, parts: Sequence[str], depth: int,
             f'--cfg-options {key}: unknown top-level key {part!r}'
             f'{_suggest(part, list(node.keys()) + list(KNOWN_TOP_LEVEL))}; '
             'nothing reads it. Config variables of your own start with "_"')
-    if not hasattr(node, 'keys'):
-        return  # a list index out of range or a scalar replaced: mmengine
+    if not hasattr(node, 'keys') or part.startswith('_'):
+        return  # a list index out of range, a scalar replaced, _scope_...
+    for parent, keys in READ_ELSEWHERE.items():
+        pattern = parent.split('.')
+        if len(pattern) == depth and part in keys and all(
+                p in ('*', q) for p, q in zip(pattern, parts)):
+            return
     existing = list(node.keys())
     target = _resolve(node.get('type')) if 'type' in node else None
     if target is not None:

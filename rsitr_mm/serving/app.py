@@ -59,7 +59,8 @@ class ServerBusy(RuntimeError):
     """Every upload slot stayed busy for ``queue_timeout`` seconds."""
 
 
-#: Longest side uploads are reduced to when the pipeline has no resize.
+#: Longest side uploads are reduced to (unless the pipeline resizes to
+#: more than half of it).
 DEFAULT_MAX_SIDE = 1024
 
 
@@ -255,9 +256,10 @@ def create_app(model: nn.Module,
         captions_source (str, optional): where the captions come from,
             shown on the page.
         max_side (int, optional): longest side uploads are decoded at
-            (see :func:`decode_upload`). Default: twice the size the test
-            pipeline resizes to (:func:`pipeline_side`), or
-            :data:`DEFAULT_MAX_SIDE` when it does not resize.
+            (see :func:`decode_upload`). Default: :data:`DEFAULT_MAX_SIDE`
+            (1024), or twice the size the test pipeline resizes to
+            (:func:`pipeline_side`) when that is larger. Images up to that
+            size take exactly the path of indexed files.
         max_concurrent_uploads (int): uploads decoded and encoded at once.
         queue_timeout (float): seconds an upload waits for a slot before
             the answer is 503.
@@ -273,7 +275,7 @@ def create_app(model: nn.Module,
     if max_side is None:
         from ..apis.model_loading import model_pipeline
         side = pipeline_side(model_pipeline(model))
-        max_side = 2 * side if side else DEFAULT_MAX_SIDE
+        max_side = max(DEFAULT_MAX_SIDE, 2 * side if side else 0)
     index.check_model(model)
     captions = list(captions) if captions else []
     info = describe(model, index, captions, captions_source)

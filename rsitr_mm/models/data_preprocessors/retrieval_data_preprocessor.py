@@ -36,24 +36,25 @@ def check_mean_std(mean: Any, std: Any, owner: str) -> None:
     for name, value in (('mean', mean), ('std', std)):
         if value is None:
             raise ValueError(
-                f'{owner}: {name} is None but the other is set; give both '
-                '(1 or 3 values) or neither')
+                f'{owner}: config key {name!r} is None but the other is '
+                'set; give both (1 or 3 values) or neither')
         seq = list(value) if isinstance(value, (list, tuple)) else [value]
         if len(seq) not in (1, 3) or not all(
                 isinstance(v, numbers.Real) and not isinstance(v, bool)
                 and math.isfinite(float(v)) for v in seq):
             raise ValueError(
-                f'{owner}: {name} must be 1 or 3 finite numbers (one per '
-                f'image channel), got {value!r}')
+                f'{owner}: config key {name!r} must be 1 or 3 finite '
+                f'numbers (one per image channel), got {value!r}')
         values[name] = seq
     if len(values['mean']) != len(values['std']):
         raise ValueError(
-            f'{owner}: mean has {len(values["mean"])} values and std '
-            f'{len(values["std"])}; give the same number (1 or 3)')
+            f'{owner}: config key \'mean\' has {len(values["mean"])} '
+            f'values and \'std\' {len(values["std"])}; give the same '
+            'number (1 or 3)')
     if any(float(v) <= 0 for v in values['std']):
         raise ValueError(
-            f'{owner}: std must be > 0 for every channel, got {std!r} (a '
-            'zero std divides by zero and trains NaN)')
+            f'{owner}: config key \'std\' must be > 0 for every channel, '
+            f'got {std!r} (a zero std divides by zero and trains NaN)')
 
 
 @MODELS.register_module()
