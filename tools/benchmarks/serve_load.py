@@ -99,10 +99,11 @@ def prepare(work: str, num_images: int):
                                    split=(num_images - 8, 4, 4),
                                    progress=False)
     cfg_path = osp.join(work, 'demo.py')
+    base = osp.join(REPO, 'configs', 'demo_tinycnn-bigru_synthetic.py')
+    ann = osp.join(data, 'dataset_synthetic.json')
     with open(cfg_path, 'w') as f:
-        f.write(f"_base_ = [r'{REPO}/configs/demo_tinycnn-bigru_synthetic.py']\n"
-                "model = dict(text_encoder=dict(ann_files=[r'"
-                f"{osp.join(data, 'dataset_synthetic.json')}']))\n")
+        f.write(f"_base_ = [r'{base}']\n"
+                f"model = dict(text_encoder=dict(ann_files=[r'{ann}']))\n")
     torch.manual_seed(0)
     model = init_retriever(cfg_path)
     ckpt = osp.join(work, 'random.pth')
