@@ -460,8 +460,26 @@ def _bad_proj_kind(ann):
     return _demo_model(ann, text_proj='conv')
 
 
+def _image_in_channels_mismatch(ann):
+    # TinyCNN's last stage outputs 256 channels (base 32, 4 stages)
+    return _demo_model(ann, image_in_channels=64)
+
+
+def _neck_in_channels_mismatch(ann):
+    return _demo_model(
+        ann, image_encoder=dict(type='TinyCNN', base_channels=8,
+                                num_stages=2, out_indices=(0, 1)),
+        image_neck=dict(type='BidirectionalScaleDecoupling',
+                        in_channels=[8, 32]))
+
+
 CONFIG_CASES = [
     ('unknown-backbone-type', _unknown_encoder, KeyError, ['NoSuchBackbone']),
+    ('image_in_channels-mismatch', _image_in_channels_mismatch, ValueError,
+     ["'image_in_channels' is 64", 'TinyCNN', 'outputs 256 channels']),
+    ('neck-in_channels-mismatch', _neck_in_channels_mismatch, ValueError,
+     ['BidirectionalScaleDecoupling', 'in_channels [8, 32]',
+      'TinyCNN', '[8, 16]']),
     ('unknown-model-type', _unknown_retriever, KeyError, ['NoSuchRetriever']),
     ('identity-dim-mismatch', _identity_mismatch, ValueError,
      ['image_proj="identity"', '64', '256']),
@@ -534,6 +552,18 @@ RANGE_CASES = [
      '1.0'),
     ('bigru-num_layers-bool', 'BiGRUTextEncoder', dict(num_layers=True),
      'num_layers', 'True'),
+    ('tinycnn-base_channels-0', 'TinyCNN', dict(base_channels=0),
+     'base_channels', '0'),
+    ('tinycnn-in_channels-0', 'TinyCNN', dict(in_channels=0), 'in_channels',
+     '0'),
+    ('preprocessor-std-0', 'RetrievalDataPreprocessor',
+     dict(mean=[0, 0, 0], std=[1, 0, 1]), 'std', '[1, 0, 1]'),
+    ('preprocessor-std-nan', 'RetrievalDataPreprocessor',
+     dict(mean=[0, 0, 0], std=[1, float('nan'), 1]), 'std', 'nan'),
+    ('preprocessor-mean-2-values', 'RetrievalDataPreprocessor',
+     dict(mean=[1.0, 2.0], std=[1.0, 1.0]), 'mean', '[1.0, 2.0]'),
+    ('preprocessor-lengths-differ', 'RetrievalDataPreprocessor',
+     dict(mean=[1.0, 2.0, 3.0], std=[1.0]), 'mean', '3 values'),
 ]
 
 

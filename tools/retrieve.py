@@ -20,9 +20,14 @@ Sub-commands::
     python tools/retrieve.py image INDEX_DIR QUERY.png --config CONFIG \
         --checkpoint CHECKPOINT [-k 5] [--out grid.png]
 
-An index folder is data: opening one never executes the config or loads the
-checkpoint it names unless ``--use-index-model`` is given, and then the
-files' sha256 must match the ones recorded when the index was built.
+An index folder is data only: opening one never executes the config or loads
+the checkpoint it names unless ``--use-index-model`` is given, and then the
+files' sha256 must match the ones recorded when the index was built. The
+``--cfg-options`` it recorded are compared with the run's and shown when they
+differ, never applied.
+
+    # upgrade an index of format 1 or 2 (no embeddings hash), explicitly
+    python tools/retrieve.py migrate INDEX_DIR
 Checkpoints are unpickled without running code unless ``--trust-checkpoint``
 is given.
 
@@ -31,12 +36,13 @@ is given.
         --captions FILE.txt [-k 5] [--out grid.png]
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmengine.config import DictAction
+from rsitr_mm.engine.config_check import CfgOptionsAction
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -49,7 +55,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override config settings, as in tools/test.py')
 
 
@@ -110,6 +116,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             '(executes that config; their sha256 must match the index)')
         _add_model_args(p)
         _add_search_args(p)
+
+    p = sub.add_parser(
+        'migrate', help='upgrade an index of format 1 or 2 (no embeddings '
+        'hash) to the current format, taking its rows as they are')
+    p.add_argument('index_dir')
 
     p = sub.add_parser('captions', help='rank captions for image(s)')
     p.add_argument('config')
@@ -178,15 +189,27 @@ def _load_index_model(args, index):
             sys.exit(f'error: config {config!r} does not exist')
         if checkpoint and not osp.isfile(checkpoint):
             sys.exit(f'error: checkpoint {checkpoint!r} does not exist')
-    cfg_options = dict(ident.get('cfg_options') or {})
-    if args.cfg_options:
-        from mmengine.config import Config
-        merged = Config(cfg_options)
-        merged.merge_from_dict(args.cfg_options)
-        cfg_options = merged.to_dict()
+    warn_options_differ(index, args.cfg_options)
     return init_retriever(
-        config, checkpoint, device=args.device, cfg_options=cfg_options,
+        config, checkpoint, device=args.device, cfg_options=args.cfg_options,
         trust_checkpoint=args.trust_checkpoint)
+
+
+def warn_options_differ(index, cfg_options: Optional[dict]) -> None:
+    """Say when ``--cfg-options`` differ from the ones the index recorded.
+
+    The recorded options are data: they are shown, never merged into the
+    config (an edited ``meta.json`` could name any type there).
+    """
+    from rsitr_mm.apis.model_loading import _jsonable
+    recorded = index.identity.get('cfg_options') or {}
+    given = _jsonable(cfg_options or {})
+    if recorded != given:
+        print(f'note: index {index.index_dir!r} was built with '
+              f'--cfg-options {json.dumps(recorded)}; this run has '
+              f'{json.dumps(given)}. They are not applied from the index: '
+              'pass them yourself if the model needs them (the model is '
+              'checked against the index either way).', file=sys.stderr)
 
 
 def _read_image_list(path: str) -> List[str]:
@@ -216,6 +239,11 @@ def main(argv: Optional[List[str]] = None) -> None:
               f'{len(index.skipped)} skipped')
         for name, reason in sorted(index.skipped.items()):
             print(f'  skipped {name}: {reason}')
+        return
+
+    if args.command == 'migrate':
+        index = ImageIndex.migrate(args.index_dir)
+        print(f'{index}: migrated to format {index.meta["format_version"]}')
         return
 
     search_kwargs = dict(

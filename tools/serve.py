@@ -8,13 +8,14 @@ Usage::
 
 then open http://127.0.0.1:8000 . The config and checkpoint are given
 explicitly: the ones recorded in the index are never loaded, only compared
-(the index refuses a model other than the one it was built with).
+(the index refuses a model other than the one it was built with); nothing
+from the index folder is merged into the config.
 """
 import argparse
 import sys
 from typing import List, Optional
 
-from mmengine.config import DictAction
+from rsitr_mm.engine.config_check import CfgOptionsAction
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,11 +46,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--max-upload-mb', type=float, default=10,
         help='largest accepted upload, in MiB')
     parser.add_argument(
+        '--max-pixels', type=int, default=4096 * 4096,
+        help='largest accepted upload in pixels (width x height); checked '
+        'from the header, before decoding')
+    parser.add_argument(
+        '--max-side', type=int, default=None,
+        help='longest side an upload is decoded at (default: 1024, or '
+        'twice the test pipeline\'s resize when larger)')
+    parser.add_argument(
+        '--max-concurrent-uploads', type=int, default=2,
+        help='image queries decoded and encoded at once; more wait up to '
+        '--queue-timeout seconds, then get 503')
+    parser.add_argument('--queue-timeout', type=float, default=5.0)
+    parser.add_argument(
         '--trust-checkpoint', action='store_true',
         help='allow a checkpoint holding arbitrary pickled objects (runs '
         'code from the file); only for checkpoints you trust')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override config settings, as in tools/test.py')
     return parser.parse_args(argv)
 
@@ -75,7 +89,10 @@ def build_server(args: argparse.Namespace):
         app = create_app(
             model, index, captions, k=args.k,
             max_upload_bytes=int(args.max_upload_mb * 2**20),
-            captions_source=args.captions)
+            captions_source=args.captions, max_pixels=args.max_pixels,
+            max_side=args.max_side,
+            max_concurrent_uploads=args.max_concurrent_uploads,
+            queue_timeout=args.queue_timeout)
     except ValueError as e:
         recorded = index.identity.get('cfg_options')
         hint = (f' The index was built with --cfg-options {recorded}.'

@@ -33,12 +33,13 @@ import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
 import mmengine
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from rsitr_mm.engine.config_check import CfgOptionsAction
 from rsitr_mm.engine.data_root import merge_cfg_options
 from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
                                     finish_cpu_distributed,
@@ -97,7 +98,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override config settings')
     parser.add_argument(
         '--launcher',

@@ -4,10 +4,11 @@ import argparse
 import contextlib
 
 import rsitr_mm  # noqa: F401  (registers modules, applies stack fixes)
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from rsitr_mm.engine.config_check import CfgOptionsAction
 from rsitr_mm.engine.data_root import merge_cfg_options
 from rsitr_mm.engine.hooks import amp_counterpart
 from rsitr_mm.engine.launch import (apply_tf32, default_work_dir,
@@ -52,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override config settings, e.g. train_cfg.max_epochs=2')
     parser.add_argument(
         '--launcher',

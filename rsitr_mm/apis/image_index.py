@@ -10,13 +10,20 @@ Layout of an index folder::
                        (written when the build completes)
     .lock              held (``fcntl.flock``) while a build runs
 
-Since format 2 the two lists hold one JSON string per line, so any file
-name (newlines included) round-trips. Opening an index checks that
-``meta.json`` parses, that ``embeddings.npy`` has the recorded rows and that
-``files.txt`` has the recorded sha256 (a reordered or edited list would map
-results to the wrong files); each failure is one error naming the file.
     embeddings.npy     (capacity, D) float16/float32, memory-mapped; the
                        first ``meta['count']`` rows are valid
+
+The two lists hold one JSON string per line, so any file name (newlines
+included) round-trips. An index folder is data only: nothing read from it
+is merged into a config or resolved as a type. Opening an index (format 3)
+checks that ``meta.json`` parses, that ``embeddings.npy`` has the recorded
+shape and dtype, that every block of :data:`HASH_ROWS` rows has the sha256
+recorded at build time (swapped, reversed or edited rows are refused), that
+no row is non-finite or all zero, and that ``files.txt`` has the recorded
+sha256 (a reordered or edited list would map results to the wrong files);
+each failure is one error naming the file (and the row). Indexes of formats
+1 and 2 (no embeddings hash) are refused until migrated explicitly with
+:meth:`ImageIndex.migrate` (``tools/retrieve.py migrate``).
 
 Building commits one batch at a time: the rows are written and flushed,
 then ``meta.json`` records the new ``cursor`` (candidates processed) and
@@ -42,7 +49,11 @@ from .model_loading import (check_identity, encode_image_tensors,
                             model_identity, model_pipeline)
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: Formats :meth:`ImageIndex.migrate` upgrades to :data:`FORMAT_VERSION`.
+MIGRATABLE_VERSIONS = (1, 2)
+#: Rows per recorded embeddings hash (``meta['embeddings_sha256']``).
+HASH_ROWS = 65536
 
 META_FILE = 'meta.json'
 CANDIDATES_FILE = 'candidates.txt'
@@ -60,8 +71,12 @@ def _read_lines(path: str, version: int = FORMAT_VERSION) -> List[str]:
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'{path} is missing; the index is damaged, build it again')
-    with open(path, encoding='utf-8') as f:
-        lines = [line.rstrip('\n') for line in f if line.rstrip('\n')]
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = [line.rstrip('\n') for line in f if line.rstrip('\n')]
+    except UnicodeDecodeError as e:
+        raise ValueError(f'{path} is damaged (not UTF-8 text: {e}); build '
+                         'the index again') from None
     if version < 2:
         return lines
     try:
@@ -85,6 +100,89 @@ def _sha256_file(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _format_version(meta: dict, meta_path: str) -> int:
+    """The index format, refusing values this version cannot read."""
+    version = meta.get('format_version', 1)
+    if version == FORMAT_VERSION:
+        return version
+    if version in MIGRATABLE_VERSIONS and not isinstance(version, bool):
+        raise ValueError(
+            f'{meta_path}: index format {version} records no hash of its '
+            f'embeddings (format {FORMAT_VERSION} does); migrate it '
+            'explicitly with `python tools/retrieve.py migrate '
+            f'{osp.dirname(meta_path) or "."}` (ImageIndex.migrate), or '
+            'build the index again')
+    raise ValueError(
+        f'{meta_path}: unknown format_version {version!r} (this version '
+        f'reads format {FORMAT_VERSION} and migrates '
+        f'{list(MIGRATABLE_VERSIONS)}); build the index again')
+
+
+def _chunk_hashes(emb: np.ndarray, files: Sequence[str], emb_path: str,
+                  rows: int = HASH_ROWS) -> List[str]:
+    """sha256 of each block of ``rows`` rows, refusing bad rows.
+
+    Raises:
+        ValueError: a row holds NaN/inf or is all zero (row and file
+            named).
+    """
+    hashes = []
+    for start in range(0, len(emb), rows):
+        block = np.ascontiguousarray(emb[start:start + rows])
+        # a row sum (float64) is non-finite iff the row holds NaN or inf
+        bad = ~np.isfinite(block.sum(axis=1, dtype=np.float64))
+        zero = ~block.any(axis=1)
+        for mask, what in ((bad, 'non-finite values (NaN or inf)'),
+                           (zero, 'only zeros')):
+            if mask.any():
+                row = start + int(np.flatnonzero(mask)[0])
+                name = files[row] if row < len(files) else '?'
+                raise ValueError(
+                    f'{emb_path}: row {row} ({name!r}) holds {what}, which '
+                    f'is not an embedding ({int(mask.sum())} such row(s) in '
+                    f'rows {start}-{start + len(block) - 1}); build the '
+                    'index again')
+        hashes.append(hashlib.sha256(block.tobytes()).hexdigest())
+    return hashes
+
+
+def _check_feats(feats: np.ndarray, names: Sequence[str],
+                 first_row: int) -> None:
+    """Refuse non-finite or all-zero embeddings before they are stored."""
+    for i, row in enumerate(feats):
+        what = ('non-finite values (NaN or inf)'
+                if not np.isfinite(row).all() else
+                'only zeros' if not row.any() else None)
+        if what:
+            raise ValueError(
+                f'the model produced {what} for {names[i]!r} (row '
+                f'{first_row + i} of the index); nothing was stored for '
+                'it. Check the checkpoint (damaged weights give NaN) and '
+                'the image')
+
+
+def remove_stale_temp_files(index_dir: str) -> List[str]:
+    """Remove the temporary files an interrupted build left behind.
+
+    Only the names this module writes are touched (``.meta.json.*.tmp``,
+    ``.files.txt.*.tmp``, ``.candidates.txt.*.tmp`` from atomic writes,
+    ``embeddings.npy.tmp.npy`` from the final trim). Call it with the build
+    lock held.
+
+    Returns:
+        list[str]: the removed files.
+    """
+    removed = []
+    prefixes = tuple(f'.{n}.' for n in (META_FILE, FILES_FILE,
+                                         CANDIDATES_FILE))
+    for name in os.listdir(index_dir):
+        if (name.startswith(prefixes) and name.endswith('.tmp')) or \
+                name == EMBEDDINGS_FILE + '.tmp.npy':
+            os.remove(osp.join(index_dir, name))
+            removed.append(name)
+    return removed
 
 
 def _read_meta(index_dir: str) -> dict:
@@ -230,11 +328,40 @@ class ImageIndex:
             raise FileNotFoundError(
                 f'{index_dir!r} is not an image index (no {META_FILE})')
         meta = _read_meta(index_dir)
+        _format_version(meta, meta_path)
         if not meta.get('complete'):
             raise RuntimeError(
                 f'index {index_dir!r} is incomplete ({meta.get("cursor")} of '
                 f'{meta.get("num_candidates")} files processed); run the '
                 'build again on it to resume')
+        emb, files = cls._open_data(index_dir, meta, mmap)
+        recorded = meta.get('embeddings_sha256')
+        emb_path = osp.join(index_dir, EMBEDDINGS_FILE)
+        if not isinstance(recorded, list) or (not recorded and len(emb)):
+            raise ValueError(
+                f'{meta_path} records no embeddings_sha256 (mandatory in '
+                f'format {FORMAT_VERSION}); build the index again')
+        actual = _chunk_hashes(emb, files, emb_path)
+        for i, (want, got) in enumerate(zip(recorded, actual)):
+            if want != got:
+                start = i * HASH_ROWS
+                stop = min(start + HASH_ROWS, len(emb)) - 1
+                raise ValueError(
+                    f'{emb_path}: rows {start}-{stop} changed since the '
+                    'index was built (sha256 differs from meta.json): '
+                    'results would point to the wrong files; build the '
+                    'index again')
+        if len(recorded) != len(actual):
+            raise ValueError(
+                f'{emb_path}: {len(actual)} blocks of rows, {META_FILE} '
+                f'records {len(recorded)}; build the index again')
+        return cls(index_dir, emb, files, meta)
+
+    @staticmethod
+    def _open_data(index_dir: str, meta: dict, mmap: bool = True,
+                   version: int = FORMAT_VERSION):
+        """The ``count`` embedding rows and the file list, shape-checked
+        and with the files hash verified (mandatory)."""
         emb_path = osp.join(index_dir, EMBEDDINGS_FILE)
         if not osp.isfile(emb_path):
             raise FileNotFoundError(
@@ -250,11 +377,19 @@ class ImageIndex:
             raise ValueError(
                 f'{emb_path} has shape {emb.shape}, {META_FILE} says '
                 f'({count}, {meta["embed_dim"]}); build the index again')
-        version = int(meta.get('format_version', 1))
+        if emb.dtype != np.dtype(meta['dtype']):
+            raise ValueError(
+                f'{emb_path} stores {emb.dtype}, {META_FILE} says '
+                f'{meta["dtype"]}; build the index again')
         files_path = osp.join(index_dir, FILES_FILE)
         files = _read_lines(files_path, version)
         recorded = meta.get('files_sha256')
-        if recorded and _sha256_file(files_path) != recorded:
+        if not recorded:
+            raise ValueError(
+                f'{osp.join(index_dir, META_FILE)} records no files_sha256 '
+                f'(mandatory): {files_path} cannot be verified; build the '
+                'index again')
+        if _sha256_file(files_path) != recorded:
             raise ValueError(
                 f'{files_path} changed since the index was built (sha256 '
                 'differs from meta.json): its rows would map to the wrong '
@@ -263,7 +398,49 @@ class ImageIndex:
             raise ValueError(
                 f'{files_path} lists {len(files)} files, {META_FILE} records '
                 f'{count} rows; build the index again')
-        return cls(index_dir, emb[:count], files, meta)
+        return emb[:count], files
+
+    @classmethod
+    def migrate(cls, index_dir: str) -> 'ImageIndex':
+        """Upgrade a complete format 1 or 2 index to the current format.
+
+        The embeddings and the file list are taken as they are (the files
+        hash is checked when the old index recorded one), rows are checked
+        (no NaN/inf, no all-zero row), the file list is rewritten one JSON
+        string per line and the embeddings hash is recorded. Run it only on
+        an index you trust: its rows are what the new hash certifies.
+
+        Returns:
+            ImageIndex: the migrated index.
+        """
+        meta_path = osp.join(index_dir, META_FILE)
+        if not osp.isfile(meta_path):
+            raise FileNotFoundError(
+                f'{index_dir!r} is not an image index (no {META_FILE})')
+        with build_lock(index_dir):
+            meta = _read_meta(index_dir)
+            version = meta.get('format_version', 1)
+            if version == FORMAT_VERSION:
+                return cls.load(index_dir)
+            if version not in MIGRATABLE_VERSIONS or \
+                    isinstance(version, bool):
+                _format_version(meta, meta_path)
+            if not meta.get('complete'):
+                raise RuntimeError(
+                    f'index {index_dir!r} is incomplete; build it again '
+                    'with --overwrite (an interrupted format '
+                    f'{version} build cannot be resumed)')
+            files_path = osp.join(index_dir, FILES_FILE)
+            if not meta.get('files_sha256'):
+                meta['files_sha256'] = _sha256_file(files_path)
+            emb, files = cls._open_data(index_dir, meta, True, version)
+            meta['embeddings_sha256'] = _chunk_hashes(
+                emb, files, osp.join(index_dir, EMBEDDINGS_FILE))
+            atomic_write_text(_list_text(files), files_path)
+            meta['files_sha256'] = _sha256_file(files_path)
+            meta['format_version'] = FORMAT_VERSION
+            _atomic_write_json(meta_path, meta)
+        return cls.load(index_dir)
 
     @classmethod
     def build(cls,
@@ -323,18 +500,28 @@ class ImageIndex:
         meta_path = osp.join(index_dir, META_FILE)
         emb_path = osp.join(index_dir, EMBEDDINGS_FILE)
 
+        removed = remove_stale_temp_files(index_dir)
+        if removed:
+            warnings.warn(f'index {index_dir!r}: removed the temporary '
+                          'files of an interrupted build: ' +
+                          ', '.join(sorted(removed)))
         meta = None
         if osp.isfile(meta_path) and not overwrite:
             meta = _read_meta(index_dir)
+            if meta.get('format_version', 1) != FORMAT_VERSION and \
+                    not meta.get('complete'):
+                raise ValueError(
+                    f'{meta_path}: an interrupted build of index format '
+                    f'{meta.get("format_version", 1)!r} cannot be resumed '
+                    f'by this version (format {FORMAT_VERSION}); use '
+                    'overwrite=True (--overwrite) to start again')
             check_identity(meta['identity'], identity,
                            f'index {index_dir!r}')
             if meta['dtype'] != dtype:
                 raise ValueError(
                     f'index {index_dir!r} stores {meta["dtype"]}, asked for '
                     f'{dtype}; use overwrite=True or another folder')
-            stored = _read_lines(
-                osp.join(index_dir, CANDIDATES_FILE),
-                int(meta.get('format_version', 1)))
+            stored = _read_lines(osp.join(index_dir, CANDIDATES_FILE))
             if stored != candidates:
                 warnings.warn(
                     f'index {index_dir!r}: the file list changed since the '
@@ -400,6 +587,8 @@ class ImageIndex:
             if images:
                 feats = encode_image_tensors(model, images).numpy()
                 count = meta['count']
+                _check_feats(feats.astype(emb.dtype), [names[i] for i in ok],
+                             count)
                 emb[count:count + len(images)] = feats.astype(emb.dtype)
                 emb.flush()
             for i, reason in failed.items():
@@ -444,11 +633,10 @@ class ImageIndex:
         else:
             del emb
         files_path = osp.join(index_dir, FILES_FILE)
-        if int(meta.get('format_version', 1)) >= 2:
-            atomic_write_text(_list_text(files), files_path)
-        else:
-            atomic_write_text(''.join(f + '\n' for f in files), files_path)
+        atomic_write_text(_list_text(files), files_path)
         meta['files_sha256'] = _sha256_file(files_path)
+        meta['embeddings_sha256'] = _chunk_hashes(
+            np.load(emb_path, mmap_mode='r'), files, emb_path)
         if skipped:
             warnings.warn(
                 f'index {index_dir!r}: {len(skipped)} file(s) skipped: ' +

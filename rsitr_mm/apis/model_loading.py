@@ -150,6 +150,8 @@ def init_retriever(config: Union[str, Config],
         raise TypeError('config must be a file path or an mmengine Config, '
                         f'got {type(config).__name__}')
     if cfg_options:
+        from ..engine.config_check import check_cfg_options
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:
         raise KeyError(f'config {config_path!r} has no "model" field')

@@ -88,6 +88,8 @@ def merge_cfg_options(cfg: Any, options: Optional[dict]) -> None:
     """
     if not options:
         return
+    from .config_check import check_cfg_options
+    check_cfg_options(cfg, options)  # unknown keys: one error, no merge
     old_root = cfg.get('data_root', None)
     cfg.merge_from_dict(options)
     if 'data_root' in options:

@@ -263,9 +263,12 @@ def run_preflight(cfg: Any, phases: Sequence[str], config: str = '') -> None:
     only) and exit with status 2 when anything is missing."""
     import os
     import sys
+
+    from .config_check import ConfigError, check_config
     try:
+        check_config(cfg, phases, config)  # mistakes, before any build
         preflight(cfg, phases, config)
-    except PreflightError as err:
+    except (ConfigError, PreflightError) as err:
         if os.environ.get('RANK', '0') == '0':
             print(err, file=sys.stderr, flush=True)
         raise SystemExit(2)

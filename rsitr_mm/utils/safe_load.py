@@ -106,16 +106,91 @@ def is_trusted(filename: str) -> bool:
     return bool(trusted) and osp.realpath(filename) in trusted
 
 
+def _pickle_streams(filename: str) -> List[bytes]:
+    """The pickle bytes of a checkpoint: ``data.pkl`` of a zip file, or
+    the file itself (legacy torch format, plain pickle)."""
+    import zipfile
+    if zipfile.is_zipfile(filename):
+        with zipfile.ZipFile(filename) as zf:
+            return [zf.read(n) for n in zf.namelist()
+                    if n.endswith('.pkl')]
+    with open(filename, 'rb') as f:
+        return [f.read()]
+
+
+def _scan_globals(data: bytes) -> List[str]:
+    """Every ``module.name`` a pickle stream imports, without running it.
+
+    Follows ``GLOBAL`` and ``STACK_GLOBAL`` (whose two strings may come
+    from the memo) through concatenated pickles (the legacy torch format
+    writes several); stops quietly at damaged data.
+    """
+    import io
+    import pickletools
+    found: List[str] = []
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        memo: dict = {}
+        strings: List[str] = []
+        getattr_at = None  # a getattr global: name the attribute it gets
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name == 'GLOBAL':
+                    found.append(str(arg).replace(' ', '.'))
+                elif op.name in ('SHORT_BINUNICODE', 'BINUNICODE',
+                                 'UNICODE', 'BINUNICODE8'):
+                    strings.append(arg)
+                elif op.name == 'MEMOIZE' and strings:
+                    memo[len(memo)] = strings[-1]
+                elif op.name in ('BINPUT', 'LONG_BINPUT', 'PUT') and \
+                        strings:
+                    memo[arg] = strings[-1]
+                elif op.name in ('BINGET', 'LONG_BINGET', 'GET') and \
+                        isinstance(memo.get(arg), str):
+                    strings.append(memo[arg])
+                elif op.name == 'STACK_GLOBAL' and len(strings) >= 2:
+                    found.append(f'{strings[-2]}.{strings[-1]}')
+                elif op.name == 'REDUCE' and getattr_at is not None:
+                    # getattr(obj, name): name is the last string pushed
+                    found[getattr_at] += f'(..., {strings[-1]!r})'
+                    getattr_at = None
+                if op.name in ('GLOBAL', 'STACK_GLOBAL') and found and \
+                        found[-1].endswith('.getattr'):
+                    getattr_at = len(found) - 1
+        except Exception:  # noqa: BLE001  damaged or not a pickle
+            break
+    return list(dict.fromkeys(found))
+
+
+def _all_globals(filename: str) -> List[str]:
+    """Every global the checkpoint's pickle(s) import."""
+    try:
+        return list(dict.fromkeys(
+            n for data in _pickle_streams(filename)
+            for n in _scan_globals(data)))
+    except (OSError, ValueError):
+        return []
+
+
 def _unsafe_globals(filename: str) -> List[str]:
+    """The globals of a checkpoint outside the allow-list."""
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
     except Exception:  # noqa: BLE001  not a zip checkpoint
-        return []
+        names = []
+    if not names:
+        names = _all_globals(filename)
     allowed = {
         g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
         for g in checkpoint_allowed_globals()
     }
-    return [n for n in names if n not in allowed]
+    try:  # what torch's weights-only unpickler accepts by itself
+        from torch._weights_only_unpickler import _get_allowed_globals
+        allowed |= set(_get_allowed_globals())
+    except ImportError:
+        pass
+    return [n for n in dict.fromkeys(names)
+            if n not in allowed and not n.startswith('torch._utils.')]
 
 
 def safe_torch_load(filename: str,
@@ -148,8 +223,18 @@ def safe_torch_load(filename: str,
                 filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         names = _unsafe_globals(filename)
-        what = (f'needs globals outside the allow-list: {", ".join(names)}'
-                if names else f'cannot be loaded safely ({err})')
+        context = err.__context__
+        if isinstance(context, pickle.UnpicklingError) and \
+                'is not allowed in a checkpoint' in str(context):
+            # the restricted getattr: name the call it refused
+            what = (f'needs builtins.getattr outside the allow-list: '
+                    f'{context}')
+        elif names:
+            what = f'needs globals outside the allow-list: {", ".join(names)}'
+        else:
+            used = ', '.join(_all_globals(filename)) or 'none found'
+            what = (f'cannot be loaded safely (globals it names: {used}; '
+                    f'{err})')
         raise UntrustedCheckpointError(
             f'checkpoint {filename!r} {what}. Loading it could run code '
             'from the file, so it was refused. Load it only if you trust '

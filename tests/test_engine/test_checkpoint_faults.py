@@ -252,3 +252,15 @@ def test_mid_epoch_resume_with_other_batch_size_is_refused(cfg_file,
     msg = str(err.value)
     assert 'mid-epoch' in msg and 'batch_size 8 -> 4' in msg
     assert 'epoch_N.pth' in msg
+
+
+def test_full_disk_error_names_the_file_and_folder(cfg_file, tmp_path,
+                                                   monkeypatch):
+    work = str(tmp_path / 'work')
+    monkeypatch.setattr(fileio.os, 'fsync', _injector('epoch', 1, 'enospc'))
+    with pytest.raises(OSError) as err:
+        _train(cfg_file, work, True, -1)
+    msg = str(err.value)
+    assert err.value.errno == errno.ENOSPC
+    assert 'epoch_1.pth' in msg and repr(work) in msg, msg
+    assert 'bytes free' in msg and 'No space left on device' in msg

@@ -52,7 +52,8 @@ class _GetattrOnBuffer:
         return getattr, (HistoryBuffer, '__init__')
 
 
-# (id, builds the evil object from the marker path)
+# (id, builds the evil object from the marker path); GLOBAL_NAMED below
+# gives what the refusal must name for each
 PAYLOADS = [
     ('os-system', lambda m: _Payload(os.system, f'touch {m}')),
     ('builtins-exec', lambda m: _Payload(builtins.exec, _touch_cmd(m))),
@@ -64,6 +65,18 @@ PAYLOADS = [
     ('getattr-on-allowed-class', lambda m: _GetattrOnBuffer()),
     ('numpy-load', lambda m: _Payload(np.load, m + '.npy')),
 ]
+
+#: a part of the message naming the offending global, per payload
+GLOBAL_NAMED = {
+    'os-system': 'system',
+    'builtins-exec': 'exec',
+    'builtins-eval': 'eval',
+    'subprocess-popen': 'Popen',
+    'builtins-open': 'open',
+    'getattr-globals': '__init__',
+    'getattr-on-allowed-class': '__init__',
+    'numpy-load': 'numpy.load',
+}
 
 # (id, writes ``obj`` inside a checkpoint at ``path``)
 FORMATS = [
@@ -108,10 +121,10 @@ ENTRY_POINTS = [
 
 
 @pytest.mark.parametrize(
-    'make', [p[1] for p in PAYLOADS], ids=[p[0] for p in PAYLOADS])
+    'payload,make', PAYLOADS, ids=[p[0] for p in PAYLOADS])
 @pytest.mark.parametrize(
     'write', [f[1] for f in FORMATS], ids=[f[0] for f in FORMATS])
-def test_crafted_pickle_runs_nothing(tmp_path, make, write):
+def test_crafted_pickle_runs_nothing(tmp_path, payload, make, write):
     marker = str(tmp_path / 'PWNED')
     path = str(tmp_path / 'evil.pth')
     write(make(marker), path)
@@ -119,6 +132,9 @@ def test_crafted_pickle_runs_nothing(tmp_path, make, write):
         with pytest.raises(pickle.UnpicklingError) as err:
             load(path)
         assert 'evil.pth' in str(err.value), (name, str(err.value))
+        # the refusal names the offending global (zip, legacy and plain)
+        assert GLOBAL_NAMED[payload] in str(err.value), (name,
+                                                         str(err.value))
         assert '--trust-checkpoint' in str(err.value)
         assert not osp.exists(marker), name
 

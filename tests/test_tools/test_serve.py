@@ -360,3 +360,80 @@ def test_real_http_round_trip(generated, monkeypatch, capsys):
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert f'on http://127.0.0.1:{server.port}/' in capsys.readouterr().out
+
+
+# ------------------------------------------- heavy uploads (issue #22)
+def _encoded(size, fmt, mode='RGB'):
+    """A large, highly compressible image (a gradient band on grey)."""
+    img = Image.new(mode, size, 'gray' if mode == 'RGB' else 128)
+    band = Image.linear_gradient('L').resize((size[0], 64))
+    img.paste(band.convert(mode), (0, size[1] // 2))
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize('fmt,name', [('PNG', 'huge.png'),
+                                      ('JPEG', 'huge.jpg')])
+def test_large_upload_is_encoded_at_the_pipeline_size(generated, monkeypatch,
+                                                      fmt, name):
+    import rsitr_mm.serving.app as app_mod
+    seen = []
+    real = app_mod.search_by_image
+
+    def spy(model, index, paths, **kwargs):
+        with Image.open(paths[0]) as im:
+            seen.append(im.size)
+        return real(model, index, paths, **kwargs)
+
+    monkeypatch.setattr(app_mod, 'search_by_image', spy)
+    client = create_app(generated['model'], generated['index'],
+                        max_upload_bytes=20 * 2**20).test_client()
+    resp = client.post('/api/image', **_upload(_encoded((3000, 2000), fmt),
+                                               name))
+    assert resp.status_code == 200, resp.get_json()
+    # decoded at most 1024 px on the longest side (the pipeline resizes to
+    # 48, so twice that is less than the default)
+    assert seen and 512 <= max(seen[0]) <= 1024, seen
+
+
+def test_default_pixel_limit_is_4096_squared(generated):
+    client = create_app(generated['model'], generated['index'],
+                        max_upload_bytes=20 * 2**20).test_client()
+    resp = client.post('/api/image', **_upload(
+        _encoded((5000, 4000), 'PNG', 'L'), 'bomb.png'))
+    assert resp.status_code == 400
+    assert ("'bomb.png' is 5000x4000 pixels; the limit is 16777216" in
+            resp.get_json()['error'])
+
+
+def test_busy_upload_slots_answer_503(generated, monkeypatch):
+    import rsitr_mm.serving.app as app_mod
+    inside, release = threading.Event(), threading.Event()
+    real = app_mod.search_by_image
+
+    def slow(*args, **kwargs):
+        inside.set()
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_mod, 'search_by_image', slow)
+    app = create_app(generated['model'], generated['index'],
+                     max_concurrent_uploads=1, queue_timeout=0.2)
+    image = generated['index'].paths[0]
+    first = []
+    worker = threading.Thread(target=lambda: first.append(
+        app.test_client().post('/api/image', **_upload(image, 'a.png'))))
+    worker.start()
+    try:
+        assert inside.wait(30)
+        resp = app.test_client().post('/api/image',
+                                      **_upload(image, 'b.png'))
+        assert resp.status_code == 503
+        assert resp.headers['Retry-After'] == '5'
+        assert "busy" in resp.get_json()['error'] and \
+            "'b.png'" in resp.get_json()['error']
+    finally:
+        release.set()
+        worker.join(30)
+    assert first[0].status_code == 200

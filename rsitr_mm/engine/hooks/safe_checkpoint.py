@@ -47,8 +47,30 @@ class SafeCheckpointHook(CheckpointHook):
 
     Same arguments as :class:`mmengine.hooks.CheckpointHook`. Local
     ``out_dir`` only for the ordering guarantees (remote back-ends keep
-    mmengine's order for the deletions they do).
+    mmengine's order for the deletions they do). mmengine passes unknown
+    keyword arguments on to ``Runner.save_checkpoint`` at the first save;
+    here an argument neither takes (``intreval=1``) is refused when the
+    hook is built, with the closest known name.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        import difflib
+        import inspect
+
+        from mmengine.runner import Runner
+        own = set(inspect.signature(CheckpointHook.__init__).parameters)
+        saved = set(inspect.signature(Runner.save_checkpoint).parameters)
+        for key in kwargs:
+            if key not in own and key not in saved:
+                close = difflib.get_close_matches(
+                    key, sorted((own | saved) - {'self', 'kwargs'}), n=1)
+                hint = f' (did you mean {close[0]!r}?)' if close else ''
+                raise TypeError(
+                    f'{type(self).__name__} got an unknown argument '
+                    f'{key!r}{hint}; it takes the arguments of '
+                    'mmengine\'s CheckpointHook and of '
+                    'Runner.save_checkpoint')
+        super().__init__(*args, **kwargs)
 
     # ------------------------------------------------------------ start-up
     def before_train(self, runner) -> None:

@@ -6,6 +6,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ...utils.validation import check_values
+
 
 @MODELS.register_module()
 class TinyCNN(BaseModule):
@@ -34,9 +36,10 @@ class TinyCNN(BaseModule):
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2),
                  init_cfg=dict(
                      type='Kaiming', layer='Conv2d', nonlinearity='relu')):
+        check_values('TinyCNN', in_channels=(in_channels, 'int>=1'),
+                     base_channels=(base_channels, 'int>=1'),
+                     num_stages=(num_stages, 'int>=1'))
         super().__init__(init_cfg=init_cfg)
-        if num_stages < 1:
-            raise ValueError(f'num_stages must be >= 1, got {num_stages}.')
         if isinstance(out_indices, int):
             out_indices = [out_indices]
         indices = []

@@ -10,8 +10,51 @@ copies per millisecond of host time on an H200 machine
 (``image_id``, ``gt_label``, captions) into one tensor per field and copy
 that once, so the samples can stay where the dataloader put them.
 """
+import math
+import numbers
+from typing import Any, Optional, Sequence
+
 from mmpretrain.models.utils import MultiModalDataPreprocessor
 from mmpretrain.registry import MODELS
+
+
+def check_mean_std(mean: Any, std: Any, owner: str) -> None:
+    """Refuse normalisation values that give NaN or wrong shapes.
+
+    Args:
+        mean, std: the ``mean`` / ``std`` of a data preprocessor (``None``
+            when it does not normalise).
+        owner (str): who holds them, for the message.
+
+    Raises:
+        ValueError: not 1 or 3 values, different lengths, a non-finite
+            value, or a ``std`` that is not > 0.
+    """
+    if mean is None and std is None:
+        return
+    values = {}
+    for name, value in (('mean', mean), ('std', std)):
+        if value is None:
+            raise ValueError(
+                f'{owner}: config key {name!r} is None but the other is '
+                'set; give both (1 or 3 values) or neither')
+        seq = list(value) if isinstance(value, (list, tuple)) else [value]
+        if len(seq) not in (1, 3) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool)
+                and math.isfinite(float(v)) for v in seq):
+            raise ValueError(
+                f'{owner}: config key {name!r} must be 1 or 3 finite '
+                f'numbers (one per image channel), got {value!r}')
+        values[name] = seq
+    if len(values['mean']) != len(values['std']):
+        raise ValueError(
+            f'{owner}: config key \'mean\' has {len(values["mean"])} '
+            f'values and \'std\' {len(values["std"])}; give the same '
+            'number (1 or 3)')
+    if any(float(v) <= 0 for v in values['std']):
+        raise ValueError(
+            f'{owner}: config key \'std\' must be > 0 for every channel, '
+            f'got {std!r} (a zero std divides by zero and trains NaN)')
 
 
 @MODELS.register_module()
@@ -20,8 +63,18 @@ class RetrievalDataPreprocessor(MultiModalDataPreprocessor):
 
     Same arguments and outputs (``dict(images=(B, 3, H, W) float,
     data_samples=...)``); the ``data_samples`` are returned as given (on
-    the host) instead of being copied to the device one by one.
+    the host) instead of being copied to the device one by one. ``mean``
+    and ``std`` are checked when it is built (see :func:`check_mean_std`).
     """
+
+    def __init__(self,
+                 mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None,
+                 pad_size_divisor: int = 1,
+                 pad_value: float = 0,
+                 to_rgb: bool = False) -> None:
+        check_mean_std(mean, std, type(self).__name__)
+        super().__init__(mean, std, pad_size_divisor, pad_value, to_rgb)
 
     def cast_data(self, data):
         """Move everything but ``data_samples`` to the device."""

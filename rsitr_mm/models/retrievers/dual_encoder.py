@@ -93,6 +93,43 @@ def _infer_channels(module: Optional[nn.Module]) -> Optional[int]:
     return None
 
 
+def _agreed_channels(key: str, given: Optional[int],
+                     module: Optional[nn.Module], name: str) -> Optional[int]:
+    """``given`` (a config key) unless the module declares another width."""
+    declared = _infer_channels(module)
+    if given is None:
+        return declared
+    if declared is not None and declared != given:
+        raise ValueError(
+            f'DualEncoderRetriever: config key {key!r} is {given}, but the '
+            f'{name} ({type(module).__name__}) outputs {declared} channels; '
+            f'remove {key} (it is inferred) or make them agree')
+    return given
+
+
+def _as_list(value) -> Optional[List[int]]:
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) for v in value):
+        return list(value)
+    return None
+
+
+def _check_neck_input(encoder: nn.Module, neck: Optional[nn.Module]) -> None:
+    """The neck's ``in_channels`` must be what the encoder declares."""
+    if neck is None:
+        return
+    wanted = _as_list(getattr(neck, 'in_channels', None))
+    given = _as_list(getattr(encoder, 'out_channels', None))
+    if wanted is not None and given is not None and wanted != given:
+        raise ValueError(
+            f'DualEncoderRetriever: image_neck ({type(neck).__name__}) '
+            f'expects in_channels {wanted}, but the image_encoder '
+            f'({type(encoder).__name__}) outputs {given}; set '
+            'image_neck.in_channels to the encoder\'s widths')
+
+
 @MODELS.register_module()
 class DualEncoderRetriever(BaseModel):
     """Image encoder + text encoder mapped into one embedding space.
@@ -195,12 +232,14 @@ class DualEncoderRetriever(BaseModel):
         self.text_encoder = _build(text_encoder)
         self.embed_dim = embed_dim
 
-        if image_in_channels is None:
-            image_in_channels = _infer_channels(
-                self.image_neck if self.image_neck is not None else
-                self.image_encoder)
-        if text_in_channels is None:
-            text_in_channels = _infer_channels(self.text_encoder)
+        _check_neck_input(self.image_encoder, self.image_neck)
+        image_in_channels = _agreed_channels(
+            'image_in_channels', image_in_channels,
+            *((self.image_neck, 'image_neck') if self.image_neck is not None
+              else (self.image_encoder, 'image_encoder')))
+        text_in_channels = _agreed_channels(
+            'text_in_channels', text_in_channels, self.text_encoder,
+            'text_encoder')
         self.image_proj = self._make_proj(image_proj, image_in_channels,
                                           'image')
         self.text_proj = self._make_proj(text_proj, text_in_channels, 'text')
