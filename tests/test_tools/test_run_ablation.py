@@ -80,10 +80,13 @@ def test_mean_sd_and_table(ra):
             bootstrap_samples=100,
             notes=['switch-offs skipped'],
             rows=[
-                dict(name='full', summary=summary_row, seeds=[0, 1, 2]),
+                dict(key='full', name='full', summary=summary_row,
+                     seeds=[0, 1, 2]),
             ],
             contrasts=[
                 dict(
+                    a='full',
+                    b='no-x',
                     label='full - w/o X',
                     what='X, removed',
                     seeds=[0, 1, 2],
@@ -92,7 +95,8 @@ def test_mean_sd_and_table(ra):
                     hierarchical=dict(rsum=ci, mR=ci),
                     effect=False)
             ]))
-    assert '| full | 3 | 1.00 +- 0.50' in table
+    assert '| `full`: full | 3 | 1.00 +- 0.50' in table
+    assert '| `full - no-x` | X, removed | 3 |' in table
     assert '| -1.00 | [-3.00, +1.00] | [-2.00, +0.50] | no |' in table
     assert 'Note: switch-offs skipped' in table
 
@@ -272,6 +276,16 @@ def test_a_stale_run_is_not_reused(ra, tiny_assets, tmp_path):
     assert osp.isdir(run_dir + '.stale-1')
     runs, notes = ra.load_runs(
         'ssjdn', str(tmp_path), [0],
-        {v.key: dict(config_key='x', source_hash='b' * 64)
+        {(v.key, 0): dict(config_key='x', source_hash='b' * 64)
          for v in ra.VARIANTS['ssjdn']})
     assert not runs and 'stale' in notes[0]
+    # the current config key of a seed matches the run made with that seed
+    cfg = ra.build_config(variant.config, target, clip, 0, 1, '', opts)
+    runs, notes = ra.load_runs(
+        'ssjdn', str(tmp_path), [0], {
+            (v.key, 0): dict(
+                config_key=ra.config_key(cfg, target, clip),
+                source_hash='b' * 64)
+            for v in ra.VARIANTS['ssjdn']
+        })
+    assert ('base', 0) in runs and not notes

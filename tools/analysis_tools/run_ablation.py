@@ -831,10 +831,12 @@ def _hits(run_dir: str, key: str) -> np.ndarray:
 
 
 def load_runs(method: str, root: str, seeds: Sequence[int],
-              current: Dict[str, dict]) -> Tuple[dict, List[str]]:
-    """Stored results whose provenance matches ``current`` (per variant:
-    ``dict(config_key=..., source_hash=...)``); the others are listed in the
-    notes and left out."""
+              current: Dict[Tuple[str, int], dict]
+              ) -> Tuple[dict, List[str]]:
+    """Stored results whose provenance matches ``current`` (per variant and
+    seed, since the seed is part of the resolved config:
+    ``{(key, seed): dict(config_key=..., source_hash=...)}``); the others
+    are listed in the notes and left out."""
     runs, notes = {}, []
     for v in VARIANTS[method]:
         for seed in seeds:
@@ -845,7 +847,7 @@ def load_runs(method: str, root: str, seeds: Sequence[int],
                 result = json.load(f)
             why = stale_reasons(result,
                                 dict(variant=v.key, seed=seed,
-                                     **current[v.key]))
+                                     **current[(v.key, seed)]))
             if why:
                 notes.append(f'{v.key} seed {seed} left out (stale: '
                              + '; '.join(why) + ')')
@@ -1021,10 +1023,10 @@ def summarize(method: str,
         bootstrap_samples=num_samples)
 
 
-def _ci(d: dict) -> str:
+def _ci(d: dict, digits: int = 2) -> str:
     if not (math.isfinite(d['low']) and math.isfinite(d['high'])):
         return 'n/a'
-    return f'[{d["low"]:+.2f}, {d["high"]:+.2f}]'
+    return f'[{d["low"]:+.{digits}f}, {d["high"]:+.{digits}f}]'
 
 
 def format_markdown(summary: dict) -> str:
@@ -1041,7 +1043,8 @@ def format_markdown(summary: dict) -> str:
     for row in summary['rows']:
         vals = ' | '.join(f'{row["summary"][c]["mean"]:.2f} +- '
                           f'{row["summary"][c]["sd"]:.2f}' for c in cols)
-        lines.append(f'| {row["name"]} | {len(row["seeds"])} | {vals} |')
+        lines.append(f'| `{row["key"]}`: {row["name"]} | {len(row["seeds"])} | '
+                     f'{vals} |')
     lines += [
         '', 'Contrasts (a - b, paired by seed). Seed interval: t-interval '
         'of the per-seed differences (training seeds only). Seeds x images: '
@@ -1054,7 +1057,7 @@ def format_markdown(summary: dict) -> str:
     for c in summary.get('contrasts', []):
         r, m = c['hierarchical']['rsum'], c['hierarchical']['mR']
         lines.append(
-            f'| {c["label"]} | {c["what"]} | {len(c["seeds"])} | '
+            f'| `{c["a"]} - {c["b"]}` | {c["what"]} | {len(c["seeds"])} | '
             f'{r["diff"]:+.2f} | {_ci(c["seed_interval"]["rsum"])} | '
             f'{_ci(r)} | {"yes" if c["effect"] else "no"} | '
             f'{m["diff"]:+.2f} | {_ci(m)} |')
@@ -1070,7 +1073,7 @@ def format_markdown(summary: dict) -> str:
         for c in summary['contrasts']:
             h = c.get('held_out_rsum')
             if h:
-                lines.append(f'| {c["label"]} | {h["diff"]:+.2f} | '
+                lines.append(f'| `{c["a"]} - {c["b"]}` | {h["diff"]:+.2f} | '
                              f'{_ci(h)} |')
     mech_rows = [r for r in summary['rows'] if 'mechanism' in r]
     if mech_rows:
@@ -1093,7 +1096,7 @@ def format_markdown(summary: dict) -> str:
                    f'{it["mean"]:.0f} +- {it["sd"]:.0f} ({it["reached"]}/'
                    f'{len(r["seeds"])})')
             lines.append(
-                f'| {r["name"]} | {mm["knn_purity"]["mean"]:.4f} +- '
+                f'| `{r["key"]}` | {mm["knn_purity"]["mean"]:.4f} +- '
                 f'{mm["knn_purity"]["sd"]:.4f} | '
                 f'{mm["silhouette"]["mean"]:.4f} +- '
                 f'{mm["silhouette"]["sd"]:.4f} | {its} |')
@@ -1109,8 +1112,9 @@ def format_markdown(summary: dict) -> str:
             it = c.get('iters_to_level')
             its = 'n/a' if not it or not math.isfinite(it['mean']) else (
                 f'{it["mean"]:+.0f} {_ci(it)}')
-            lines.append(f'| {c["label"]} | {p["mean"]:+.4f} {_ci(p)} | '
-                         f'{q["mean"]:+.4f} {_ci(q)} | {its} |')
+            lines.append(f'| `{c["a"]} - {c["b"]}` | {p["mean"]:+.4f} '
+                         f'{_ci(p, 4)} | {q["mean"]:+.4f} {_ci(q, 4)} | '
+                         f'{its} |')
     lines.append('')
     lines.append(f'Seeds requested: {summary["seeds"]}; rows give mean +- SD '
                  'over the seeds each variant has; contrasts use the seeds '
@@ -1203,14 +1207,12 @@ def main(argv=None) -> int:
     target, clip_dir = prepare(args)
     root = osp.join(args.work_dir, args.method)
     source = source_hash()
-    current = {
-        k: dict(
-            config_key=config_key(
-                build_config(v.config, target, clip_dir, 0, args.epochs,
-                             '', args.cfg_options), target, clip_dir),
-            source_hash=source)
-        for k, v in declared.items()
-    }
+    current = {(k, seed): dict(
+        config_key=config_key(
+            build_config(v.config, target, clip_dir, seed, args.epochs, '',
+                         args.cfg_options), target, clip_dir),
+        source_hash=source)
+               for k, v in declared.items() for seed in args.seeds}
     t0 = time.time()
     if not args.report_only:
         order = ([(k, s) for s in args.seeds for k in keys]
