@@ -1023,6 +1023,11 @@ def summarize(method: str,
         bootstrap_samples=num_samples)
 
 
+def _k(row: str) -> str:
+    """A row key for a markdown cell (``|`` would split the cell)."""
+    return row.replace('|', ' ')
+
+
 def _ci(d: dict, digits: int = 2) -> str:
     if not (math.isfinite(d['low']) and math.isfinite(d['high'])):
         return 'n/a'
@@ -1043,7 +1048,7 @@ def format_markdown(summary: dict) -> str:
     for row in summary['rows']:
         vals = ' | '.join(f'{row["summary"][c]["mean"]:.2f} +- '
                           f'{row["summary"][c]["sd"]:.2f}' for c in cols)
-        lines.append(f'| `{row["key"]}`: {row["name"]} | {len(row["seeds"])} | '
+        lines.append(f'| `{_k(row["key"])}`: {row["name"]} | {len(row["seeds"])} | '
                      f'{vals} |')
     lines += [
         '', 'Contrasts (a - b, paired by seed). Seed interval: t-interval '
@@ -1057,7 +1062,7 @@ def format_markdown(summary: dict) -> str:
     for c in summary.get('contrasts', []):
         r, m = c['hierarchical']['rsum'], c['hierarchical']['mR']
         lines.append(
-            f'| `{c["a"]} - {c["b"]}` | {c["what"]} | {len(c["seeds"])} | '
+            f'| `{_k(c["a"])} - {_k(c["b"])}` | {c["what"]} | {len(c["seeds"])} | '
             f'{r["diff"]:+.2f} | {_ci(c["seed_interval"]["rsum"])} | '
             f'{_ci(r)} | {"yes" if c["effect"] else "no"} | '
             f'{m["diff"]:+.2f} | {_ci(m)} |')
@@ -1073,7 +1078,7 @@ def format_markdown(summary: dict) -> str:
         for c in summary['contrasts']:
             h = c.get('held_out_rsum')
             if h:
-                lines.append(f'| `{c["a"]} - {c["b"]}` | {h["diff"]:+.2f} | '
+                lines.append(f'| `{_k(c["a"])} - {_k(c["b"])}` | {h["diff"]:+.2f} | '
                              f'{_ci(h)} |')
     mech_rows = [r for r in summary['rows'] if 'mechanism' in r]
     if mech_rows:
@@ -1096,7 +1101,7 @@ def format_markdown(summary: dict) -> str:
                    f'{it["mean"]:.0f} +- {it["sd"]:.0f} ({it["reached"]}/'
                    f'{len(r["seeds"])})')
             lines.append(
-                f'| `{r["key"]}` | {mm["knn_purity"]["mean"]:.4f} +- '
+                f'| `{_k(r["key"])}` | {mm["knn_purity"]["mean"]:.4f} +- '
                 f'{mm["knn_purity"]["sd"]:.4f} | '
                 f'{mm["silhouette"]["mean"]:.4f} +- '
                 f'{mm["silhouette"]["sd"]:.4f} | {its} |')
@@ -1112,7 +1117,7 @@ def format_markdown(summary: dict) -> str:
             it = c.get('iters_to_level')
             its = 'n/a' if not it or not math.isfinite(it['mean']) else (
                 f'{it["mean"]:+.0f} {_ci(it)}')
-            lines.append(f'| `{c["a"]} - {c["b"]}` | {p["mean"]:+.4f} '
+            lines.append(f'| `{_k(c["a"])} - {_k(c["b"])}` | {p["mean"]:+.4f} '
                          f'{_ci(p, 4)} | {q["mean"]:+.4f} {_ci(q, 4)} | '
                          f'{its} |')
     lines.append('')
