@@ -25,8 +25,8 @@ from rsitr_mm.datasets.object_priors import (ObjectPriors, build_object_priors,
                                              load_lexicon)
 from ..necks.switchable import SwitchableMixin
 from ..utils.warmup_counter import WarmupCounterMixin
-from .noun_targets import (CaptionNounTargets, _img_path_of, _text_of,
-                           idf_weights, reweight_rows)
+from .noun_targets import (CaptionNounTargets, OSFCMSampleTargets,
+                           _img_path_of, _text_of, idf_weights, reweight_rows)
 from ...utils.validation import check_values
 
 _PROTOTYPES = ('learnable', 'ema')
@@ -340,6 +340,21 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     def num_prototypes(self) -> int:
         return int(self.prototypes.shape[0])
 
+    def caption_data_preparer(self) -> Optional[OSFCMSampleTargets]:
+        """What the data pipeline computes for this head per sample (prior
+        row index, caption target), or None without priors."""
+        if self.priors is None:
+            return None
+        uses_text = self.text_weight > 0 and self.caption_targets
+        return OSFCMSampleTargets(self.priors,
+                                  self.caption_nouns if uses_text else None)
+
+    def _rows_of(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, K) rows of the prior table; index -1 gives a zero row."""
+        idx = index.to(self.prior_table.device, non_blocking=True)
+        out = self.prior_table[idx.clamp(min=0)]
+        return out * (idx >= 0).unsqueeze(1).to(out.dtype)
+
     def get_priors(self, data_samples: Optional[Sequence]) -> torch.Tensor:
         """(B, K) idf-weighted priors of a batch, matched by the basename of
         ``img_path``. Samples without ``img_path`` or with an unknown image
@@ -359,9 +374,7 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             self.priors.index(p) if p is not None else -1
             for p in map(_img_path_of, data_samples)
         ]
-        idx = torch.tensor(rows, device=self.prior_table.device)
-        out = self.prior_table[idx.clamp(min=0)]
-        return out * (idx >= 0).unsqueeze(1).to(out.dtype)
+        return self._rows_of(torch.tensor(rows))
 
     # ----------------------------------------------------------- embedding
     def _refine(self, emb: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -428,8 +441,12 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         self.prototypes.data.copy_(torch.where(present, upd, old))
         self.proto_seen |= present.squeeze(1)
 
-    def loss(self, image_emb: torch.Tensor, text_emb: Optional[torch.Tensor],
-             data_samples: Sequence) -> Dict[str, torch.Tensor]:
+    def loss(self,
+             image_emb: torch.Tensor,
+             text_emb: Optional[torch.Tensor],
+             data_samples: Sequence,
+             text_data: Optional[Dict[str, torch.Tensor]] = None
+             ) -> Dict[str, torch.Tensor]:
         """Prototype clustering losses.
 
         Args:
@@ -439,6 +456,10 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                 with ``image_emb``.
             data_samples (list[DataSample]): B samples carrying ``img_path``
                 (and ``text``, the caption, for caption targets).
+            text_data (dict, optional): the batch's prepared fields (see
+                :meth:`caption_data_preparer`): ``osfcm_prior_index`` (B,)
+                and ``osfcm_caption_target`` (B, K), used instead of
+                reading the samples.
 
         Returns:
             dict[str, Tensor]: ``loss_osfcm`` and, when ``text_weight > 0``
@@ -448,7 +469,12 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             raise ValueError('ObjectSemanticClusterHead: image_emb must be '
                              f'(B, embed_dim={self.embed_dim}), got '
                              f'{tuple(image_emb.shape)}.')
-        prior = self.get_priors(data_samples).to(image_emb.dtype)
+        text_data = text_data or {}
+        if 'osfcm_prior_index' in text_data and self.priors is not None:
+            prior = self._rows_of(text_data['osfcm_prior_index'])
+        else:
+            prior = self.get_priors(data_samples)
+        prior = prior.to(image_emb.dtype)
         if prior.size(0) != image_emb.size(0):
             raise ValueError(f'ObjectSemanticClusterHead: {prior.size(0)} '
                              f'data samples for {image_emb.size(0)} '
@@ -470,7 +496,11 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                                  f'{tuple(text_emb.shape)} vs '
                                  f'{tuple(image_emb.shape)}.')
             target = prior
-            if self.caption_targets:
+            if self.caption_targets and \
+                    'osfcm_caption_target' in text_data:
+                target = text_data['osfcm_caption_target'].to(
+                    text_emb.device, text_emb.dtype, non_blocking=True)
+            elif self.caption_targets:
                 target = self.caption_nouns(
                     [_text_of(s) for s in data_samples],
                     text_emb.device).to(text_emb.dtype)
