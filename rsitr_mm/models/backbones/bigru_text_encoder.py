@@ -264,7 +264,8 @@ class BiGRUTextEncoder(BaseModule):
             lengths = texts.get('lengths')
             if lengths is None:
                 lengths = texts['attention_mask'].sum(1)
-            lengths = lengths.cpu()
+            if lengths.device.type != 'cpu':
+                lengths = lengths.cpu()
         else:
             ids, lengths = self.encode_ids(texts)
         x = self.drop(self.embed(ids))
@@ -278,7 +279,7 @@ class BiGRUTextEncoder(BaseModule):
             out, batch_first=True, total_length=ids.shape[1])
         out = out.view(out.shape[0], out.shape[1], self.num_directions,
                        -1).mean(2)
-        lengths = lengths.to(ids.device)
+        lengths = lengths.to(ids.device, non_blocking=True)
         mask = torch.arange(ids.shape[1], device=ids.device)[None] \
             < lengths[:, None]
         mask = mask.unsqueeze(-1).to(out.dtype)
