@@ -24,6 +24,7 @@ from mmpretrain.registry import MODELS
 from rsitr_mm.datasets.object_priors import (ObjectPriors, build_object_priors,
                                              load_lexicon)
 from ..necks.switchable import SwitchableMixin
+from ..utils.l2_normalize import l2_normalize, l2_normalize_with_norm
 from ..utils.warmup_counter import WarmupCounterMixin
 from .noun_targets import (CaptionNounTargets, OSFCMSampleTargets,
                            _img_path_of, _text_of, idf_weights, reweight_rows)
@@ -392,10 +393,10 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         """
         if emb is None or not self.refine or not self.enabled('osfcm'):
             return emb
-        protos = F.normalize(self.prototypes, dim=1).to(emb.dtype)
-        assign = (F.normalize(emb, dim=-1) @ protos.t() /
-                  self.temperature).softmax(dim=-1)
-        scale = emb.norm(dim=-1, keepdim=True)
+        protos = l2_normalize(self.prototypes, dim=1).to(emb.dtype)
+        # |e| once, for both the normalisation and the residual's scale
+        unit, scale = l2_normalize_with_norm(emb, dim=-1)
+        assign = (unit @ protos.t() / self.temperature).softmax(dim=-1)
         mixed = protos
         if self.refine_centered:
             mixed = protos - protos.mean(dim=0, keepdim=True)
@@ -404,16 +405,33 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     def embed(self, image_emb: Optional[torch.Tensor],
               text_emb: Optional[torch.Tensor]):
         """Cluster-aware residual refinement of both embeddings (identity at
-        initialisation, with ``refine=False`` or ``disable('osfcm')``)."""
+        initialisation, with ``refine=False`` or ``disable('osfcm')``).
+
+        Image and caption rows of the same width and dtype are refined in
+        one pass (the refinement is row-wise).
+        """
+        if (image_emb is not None and text_emb is not None
+                and image_emb.dim() == text_emb.dim() == 2
+                and image_emb.dtype == text_emb.dtype
+                and image_emb.shape[1] == text_emb.shape[1]
+                and self.refine and self.enabled('osfcm')):
+            both = self._refine(torch.cat([image_emb, text_emb]))
+            return both[:len(image_emb)], both[len(image_emb):]
         return self._refine(image_emb), self._refine(text_emb)
 
     # --------------------------------------------------------------- losses
     def _cluster_loss(self, emb: torch.Tensor, target: torch.Tensor,
-                      protos: torch.Tensor) -> torch.Tensor:
-        logits = F.normalize(emb, dim=1) @ protos.t() / self.temperature
+                      protos: torch.Tensor,
+                      groups: Optional[int] = None) -> torch.Tensor:
+        """Mean soft cross-entropy of the rows with a non-empty target: a
+        scalar, or (groups,) means of ``groups`` equal blocks of rows."""
+        logits = l2_normalize(emb, dim=1) @ protos.t() / self.temperature
         valid = (target.sum(dim=1) > 0).to(logits.dtype)
         per_row = -(target * logits.log_softmax(dim=1)).sum(dim=1)
-        return (per_row * valid).sum() / valid.sum().clamp_min(1.0)
+        if groups is None:
+            return (per_row * valid).sum() / valid.sum().clamp_min(1.0)
+        per_row, valid = per_row.view(groups, -1), valid.view(groups, -1)
+        return (per_row * valid).sum(1) / valid.sum(1).clamp_min(1.0)
 
     @torch.no_grad()
     def _update_prototypes(self, image_emb: torch.Tensor,
@@ -486,28 +504,36 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             1.0,
             max(self._iter, 1) / self.warmup_iters)
         weight = self.loss_weight * ramp
-        protos = F.normalize(self.prototypes, dim=1).to(image_emb.dtype)
-        losses = dict(loss_osfcm=weight *
-                      self._cluster_loss(image_emb, prior, protos))
-        if self.text_weight > 0 and text_emb is not None:
-            if text_emb.shape != image_emb.shape:
-                raise ValueError('ObjectSemanticClusterHead: text_emb must '
-                                 'be row-aligned with image_emb, got '
-                                 f'{tuple(text_emb.shape)} vs '
-                                 f'{tuple(image_emb.shape)}.')
-            target = prior
-            if self.caption_targets and \
-                    'osfcm_caption_target' in text_data:
-                target = text_data['osfcm_caption_target'].to(
-                    text_emb.device, text_emb.dtype, non_blocking=True)
-            elif self.caption_targets:
-                target = self.caption_nouns(
-                    [_text_of(s) for s in data_samples],
-                    text_emb.device).to(text_emb.dtype)
-            losses['loss_osfcm_txt'] = (
-                weight * self.text_weight *
+        protos = l2_normalize(self.prototypes, dim=1).to(image_emb.dtype)
+        if not (self.text_weight > 0 and text_emb is not None):
+            return dict(loss_osfcm=weight *
+                        self._cluster_loss(image_emb, prior, protos))
+        if text_emb.shape != image_emb.shape:
+            raise ValueError('ObjectSemanticClusterHead: text_emb must '
+                             'be row-aligned with image_emb, got '
+                             f'{tuple(text_emb.shape)} vs '
+                             f'{tuple(image_emb.shape)}.')
+        target = prior
+        if self.caption_targets and 'osfcm_caption_target' in text_data:
+            target = text_data['osfcm_caption_target'].to(
+                text_emb.device, text_emb.dtype, non_blocking=True)
+        elif self.caption_targets:
+            target = self.caption_nouns(
+                [_text_of(s) for s in data_samples],
+                text_emb.device).to(text_emb.dtype)
+        if text_emb.dtype != image_emb.dtype:
+            return dict(
+                loss_osfcm=weight *
+                self._cluster_loss(image_emb, prior, protos),
+                loss_osfcm_txt=weight * self.text_weight *
                 self._cluster_loss(text_emb, target, protos.to(text_emb)))
-        return losses
+        # image and caption rows in one pass (the loss is row-wise; one
+        # mean per half)
+        both = self._cluster_loss(
+            torch.cat([image_emb, text_emb]),
+            torch.cat([prior, target.to(prior.dtype)]), protos, groups=2)
+        return dict(loss_osfcm=weight * both[0],
+                    loss_osfcm_txt=weight * self.text_weight * both[1])
 
     def extra_repr(self) -> str:
         return (f'num_prototypes={self.num_prototypes}, '

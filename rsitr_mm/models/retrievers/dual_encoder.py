@@ -13,6 +13,7 @@ from mmpretrain.registry import MODELS
 
 from ...utils.dist import all_gather_variable
 from ..utils.caption_tokens import is_token_batch
+from ..utils.l2_normalize import l2_normalize
 from ...utils.validation import check_values
 
 ConfigType = Union[dict, nn.Module]
@@ -492,8 +493,8 @@ class DualEncoderRetriever(BaseModel):
             if hasattr(head, 'embed'):
                 image_emb, text_emb = head.embed(image_emb, text_emb)
 
-        image_emb = F.normalize(image_emb, dim=-1)
-        text_emb = F.normalize(text_emb, dim=-1)
+        image_emb = l2_normalize(image_emb, dim=-1)
+        text_emb = l2_normalize(text_emb, dim=-1)
         logit_scale = None
         if self.logit_scale is not None:
             logit_scale = self.logit_scale.exp().clamp(
