@@ -147,6 +147,16 @@ class DualEncoderRetriever(BaseModel):
         freeze_text_encoder (bool): keep the text encoder fixed.
         data_preprocessor (dict, optional): defaults to mmpretrain's
             ``RetrievalDataPreprocessor`` with CLIP's mean/std, RGB.
+        compile (bool | dict): compile the tensor regions with
+            ``torch.compile``: the encoders, the neck, the projections and
+            the losses, each its own graph (``nn.Module.compile``, so the
+            state dict keys do not change). A dict is passed to
+            ``torch.compile`` (e.g. ``dict(mode='reduce-overhead')`` for
+            CUDA graphs, ``dict(backend='eager')``); ``True`` means
+            ``dynamic=None`` (a caption length seen twice becomes
+            dynamic). Data handling, the heads' losses (side effects:
+            prototype updates, step counters) and logging stay eager.
+            Defaults to False.
         init_cfg (dict, optional): initialisation config.
     """
 
@@ -167,6 +177,7 @@ class DualEncoderRetriever(BaseModel):
                  freeze_image_encoder: bool = False,
                  freeze_text_encoder: bool = False,
                  data_preprocessor: Optional[dict] = None,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         check_values(
             'DualEncoderRetriever',
@@ -245,6 +256,38 @@ class DualEncoderRetriever(BaseModel):
             if flag:
                 for p in module.parameters():
                     p.requires_grad_(False)
+        if compile:
+            self.compile_regions({} if compile is True else dict(compile))
+
+    #: the modules :meth:`compile_regions` compiles
+    COMPILED_REGIONS = ('image_encoder', 'image_neck', 'text_encoder',
+                        'image_proj', 'text_proj', 'losses')
+
+    def compile_regions(self, options: Optional[dict] = None) -> List[str]:
+        """Compile the tensor regions in place (see ``compile``).
+
+        Args:
+            options (dict, optional): ``torch.compile`` arguments.
+
+        Returns:
+            list[str]: The compiled module names.
+        """
+        if not isinstance(options, (dict, type(None))):
+            raise TypeError('DualEncoderRetriever: compile must be a bool '
+                            f'or a dict of torch.compile arguments, got '
+                            f'{type(options).__name__}.')
+        done = []
+        for name in self.COMPILED_REGIONS:
+            module = getattr(self, name, None)
+            if module is None:
+                continue
+            parts = module if isinstance(module, nn.ModuleList) else [module]
+            for i, part in enumerate(parts):
+                if isinstance(part, nn.Identity):
+                    continue
+                part.compile(**(options or {}))
+                done.append(name if part is module else f'{name}.{i}')
+        return done
 
     def _make_proj(self, kind: str, in_channels: Optional[int],
                    name: str) -> nn.Module:
