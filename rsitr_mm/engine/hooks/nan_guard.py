@@ -300,8 +300,9 @@ class NaNGuardHook(Hook):
     Args:
         action (str): ``'raise'`` or ``'skip'``. Defaults to ``'raise'``.
         check_interval (int): check every this many iterations. Defaults
-            to 1 (every iteration; the losses are already synchronised to
-            the CPU for logging, so the check costs no extra device sync).
+            to 1 (every iteration: one device->host read for all the loss
+            terms together; the logged values are read once per logging
+            window by ``DeferredRuntimeInfoHook``).
         max_consecutive_skips (int, optional): with ``'skip'``, raise after
             this many consecutive bad iterations. Defaults to None (never).
     """
