@@ -422,8 +422,9 @@ def test_batched_embed_and_loss_match_the_separate_passes(ann_file,
                                                           centered):
     """Image and caption rows refined / scored in one pass give what two
     passes gave: values and gradients (float64, 1e-10)."""
-    head = _head(ann_file, caption_targets=True, idf=True,
-                 refine_centered=centered).double().eval()
+    # both sides and the refinement on, whatever the defaults are
+    head = _head(ann_file, caption_targets=True, idf=True, refine=True,
+                 text_weight=0.5, refine_centered=centered).double().eval()
     with torch.no_grad():
         head.refine_proj.weight.normal_()
     g = torch.Generator().manual_seed(3)
