@@ -86,7 +86,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         # after --cfg-options, so the final type is mapped; keep its
         # behaviour: NaNSafeOptimWrapper ->
         # NaNSafeAmpOptimWrapper (NaN skip kept), OptimWrapper ->
-        # AmpOptimWrapper
+        # AutoScaleAmpOptimWrapper (no loss scaler in bfloat16)
         cfg.optim_wrapper.type = amp_counterpart(
             cfg.optim_wrapper.get('type', 'OptimWrapper'))
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

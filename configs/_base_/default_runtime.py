@@ -3,6 +3,9 @@ default_scope = 'mmpretrain'
 custom_imports = dict(imports=['rsitr_mm'], allow_failed_imports=False)
 
 default_hooks = dict(
+    # training losses read from the device at logging iterations only (one
+    # copy for the whole window instead of one per loss term per step)
+    runtime_info=dict(type='DeferredRuntimeInfoHook'),
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),

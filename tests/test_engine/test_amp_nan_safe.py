@@ -78,7 +78,8 @@ def test_amp_wrapper_skips_nan_loss_and_keeps_the_scale(dtype):
 
 def test_amp_counterpart_keeps_nan_safety():
     assert amp_counterpart('NaNSafeOptimWrapper') == 'NaNSafeAmpOptimWrapper'
-    assert amp_counterpart('OptimWrapper') == 'AmpOptimWrapper'
+    # loss scaling only for float16 (none in bfloat16)
+    assert amp_counterpart('OptimWrapper') == 'AutoScaleAmpOptimWrapper'
     assert amp_counterpart('AmpOptimWrapper') == 'AmpOptimWrapper'
     with pytest.raises(ValueError, match='optim_wrapper.type'):
         amp_counterpart('MyWrapper')

@@ -70,10 +70,26 @@ from mmpretrain.registry import HOOKS
 
 @HOOKS.register_module()
 class RankDumpHook(Hook):
+    # whether every batch came with the pipeline's token ids, encoded with
+    # the vocabulary the model trains with
+    tokens_ok = True
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        model = runner.model.module if is_model_wrapper(runner.model) \\
+            else runner.model
+        tok = model.text_encoder.caption_tokenizer
+        texts = [s.text for s in data_batch['data_samples']]
+        ids = data_batch.get('text_data', {}).get('input_ids')
+        self.tokens_ok &= ids is not None and torch.equal(
+            ids, tok.collate([tok.encode(t) for t in texts])['input_ids'])
+
     def after_run(self, runner):
         model = runner.model.module if is_model_wrapper(runner.model) \\
             else runner.model
-        torch.save(model.state_dict(),
+        state = model.state_dict()
+        state['tokens_from_pipeline'] = torch.tensor(self.tokens_ok)
+        torch.save(state,
                    os.path.join(runner.work_dir, f'rank{get_rank()}.pt'))
 """
 
@@ -173,6 +189,8 @@ def test_two_processes_rewrap_and_stay_identical(setup):
         if 'running_' not in key and 'num_batches' not in key:
             assert torch.equal(s0[key], s1[key]), key
     assert int(s0['losses.1.warmup_step']) == 4 * 5 // 8
+    # the captions were tokenised in the data pipeline
+    assert bool(s0['tokens_from_pipeline'])
 
 
 def test_two_processes_load_from_another_vocabulary(setup, tmp_path):
@@ -205,6 +223,9 @@ def test_two_processes_load_from_another_vocabulary(setup, tmp_path):
     for key in s0:
         if 'running_' not in key and 'num_batches' not in key:
             assert torch.equal(s0[key], s1[key]), key
+    # the pipeline tokenised with the checkpoint's vocabulary (the hook
+    # hands it over in before_train, after the checkpoint was loaded)
+    assert bool(s0['tokens_from_pipeline'])
 
 
 def test_modules_with_their_own_data_need_no_train_annotations(tmp_path):

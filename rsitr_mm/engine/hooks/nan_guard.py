@@ -24,7 +24,6 @@ Config::
     custom_hooks = [dict(type='NaNGuardHook', action='skip')]
 """
 import logging
-import math
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -34,6 +33,8 @@ from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub, print_log
+
+from ..optimizers.auto_scale_amp import NoLossScaler, is_bf16
 from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
 from mmengine.registry import OPTIM_WRAPPERS
 from mmpretrain.registry import HOOKS
@@ -62,15 +63,6 @@ def nonfinite_terms(outputs: Optional[Dict]) -> List[str]:
         terms.append((name, value.detach()))
     if not terms:
         return []
-    if all(v.device.type == 'cpu' and v.numel() == 1 for _, v in terms):
-        # the usual case on a CPU: scalars, one cheap read each (a chain of
-        # tensor ops costs ~0.1 ms right after the backward pass)
-        bad = []
-        for name, value in terms:
-            x = value.item()
-            if not math.isfinite(x):
-                bad.append(f'{name}={x}')
-        return bad
     if len({v.device for _, v in terms}) == 1:
         # the usual case: one check (one host sync) for all the terms
         flat = torch.cat([v.reshape(-1).float() for _, v in terms])
@@ -208,6 +200,8 @@ class NaNSafeAmpOptimWrapper(_NaNSafeMixin, AmpOptimWrapper):
             super().__init__(
                 loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp,
                 **kwargs)
+            if is_bf16(self.cast_dtype):  # bfloat16 needs no loss scaling
+                self.loss_scaler = NoLossScaler()
             return
         # CPU: the same attributes as AmpOptimWrapper, with a CPU scaler
         OptimWrapper.__init__(self, **kwargs)
@@ -231,6 +225,8 @@ class NaNSafeAmpOptimWrapper(_NaNSafeMixin, AmpOptimWrapper):
                                  f'{dtype!r}')
             dtype = getattr(torch, dtype)
         self.cast_dtype = dtype
+        if is_bf16(dtype):  # bfloat16 needs no loss scaling
+            self.loss_scaler = NoLossScaler()
 
     @contextmanager
     def optim_context(self, model: torch.nn.Module):
@@ -248,7 +244,8 @@ class NaNSafeAmpOptimWrapper(_NaNSafeMixin, AmpOptimWrapper):
 #: optim_wrapper.type -> its mixed-precision counterpart (tools/train.py
 #: --amp); AMP types map to themselves
 AMP_COUNTERPART = {
-    'OptimWrapper': 'AmpOptimWrapper',
+    'OptimWrapper': 'AutoScaleAmpOptimWrapper',
+    'AutoScaleAmpOptimWrapper': 'AutoScaleAmpOptimWrapper',
     'AmpOptimWrapper': 'AmpOptimWrapper',
     'NaNSafeOptimWrapper': 'NaNSafeAmpOptimWrapper',
     'NaNSafeAmpOptimWrapper': 'NaNSafeAmpOptimWrapper',
@@ -303,8 +300,9 @@ class NaNGuardHook(Hook):
     Args:
         action (str): ``'raise'`` or ``'skip'``. Defaults to ``'raise'``.
         check_interval (int): check every this many iterations. Defaults
-            to 1 (every iteration; the losses are already synchronised to
-            the CPU for logging, so the check costs no extra device sync).
+            to 1 (every iteration: one device->host read for all the loss
+            terms together; the logged values are read once per logging
+            window by ``DeferredRuntimeInfoHook``).
         max_consecutive_skips (int, optional): with ``'skip'``, raise after
             this many consecutive bad iterations. Defaults to None (never).
     """

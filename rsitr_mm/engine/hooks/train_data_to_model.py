@@ -27,6 +27,20 @@ shapes; when a parameter changed shape the hook wraps the model again
 (``runner.wrap_model``), which also broadcasts rank 0's weights. It checks
 once more in ``before_train`` (after a checkpoint was loaded, which may
 bring a vocabulary of another size) and wraps again if a shape changed.
+
+Text work in the data pipeline: also in ``before_train`` (the vocabulary,
+priors and any checkpoint are final, the loader workers not started), the
+hook asks the model for its per-sample preparers
+(``caption_data_preparers``: caption tokenizer, OSFCM targets, ids) and
+hands them to a :class:`~rsitr_mm.datasets.transforms.PrepareCaptionData`
+at the end of every pipeline of the training dataset (the one a config
+placed there itself is filled instead), and wraps the loader's collate
+function in :class:`~rsitr_mm.datasets.transforms.CaptionDataCollate`, so
+the training forward receives tensors (``text_data``). Chosen over a
+transform in the dataset configs because the vocabulary and the priors
+exist only once the run started (and a resumed checkpoint may replace
+the vocabulary); ``prepare_text_in_pipeline=False`` turns it off (the
+model then tokenises the captions itself, with the same function).
 """
 import gc
 import os.path as osp
@@ -100,6 +114,66 @@ def train_annotation_files(dataset: Any) -> List[str]:
     return files
 
 
+def _packs(transform: Any) -> bool:
+    """Whether ``transform`` is (or has fused in) a ``PackInputs``."""
+    from mmpretrain.datasets.transforms import PackInputs
+    return isinstance(transform, PackInputs) or any(
+        isinstance(t, PackInputs)
+        for t in getattr(transform, 'fused', None) or ())
+
+
+def _pipelines(dataset: Any) -> List[Any]:
+    """The ``Compose`` pipelines of a (wrapped, concatenated) dataset that
+    pack samples (``PackInputs``)."""
+    found: List[Any] = []
+
+    def walk(ds: Any) -> None:
+        pipeline = getattr(ds, 'pipeline', None)
+        transforms = getattr(pipeline, 'transforms', None)
+        if isinstance(transforms, list) and any(map(_packs, transforms)):
+            found.append(pipeline)
+        inner = getattr(ds, 'datasets', None)
+        for d in inner if isinstance(inner, (list, tuple)) else ():
+            walk(d)
+        if getattr(ds, 'dataset', None) is not None:
+            walk(ds.dataset)
+
+    walk(dataset)
+    return found
+
+
+def attach_caption_data(dataloader: Any, model: Any) -> bool:
+    """Fill (or append) :class:`PrepareCaptionData` in the pipelines of the
+    loader's dataset with the model's preparers and wrap its collate
+    function; see the module docstring.
+
+    Returns:
+        bool: Whether the loader now prepares the text data.
+    """
+    from rsitr_mm.datasets.transforms import (CaptionDataCollate,
+                                              PrepareCaptionData)
+    make = getattr(model, 'caption_data_preparers', None)
+    preparers = make() if callable(make) else []
+    pipelines = _pipelines(dataloader.dataset)
+    if not preparers or not pipelines:
+        return False
+    collate = dataloader.collate_fn
+    if isinstance(collate, CaptionDataCollate):
+        collate = collate.collate_fn
+    prepare = None
+    for pipeline in pipelines:
+        placed = [t for t in pipeline.transforms
+                  if isinstance(t, PrepareCaptionData)]
+        if not placed:
+            placed = [PrepareCaptionData()]
+            pipeline.transforms.append(placed[0])
+        for t in placed:
+            t.preparers = list(preparers)
+        prepare = placed[0]
+    dataloader.collate_fn = CaptionDataCollate(collate, prepare)
+    return True
+
+
 @HOOKS.register_module()
 class TrainDataToModelHook(Hook):
     """Build data-derived model state from the training dataset.
@@ -110,6 +184,9 @@ class TrainDataToModelHook(Hook):
     """
 
     priority = 'VERY_HIGH'
+
+    def __init__(self, prepare_text_in_pipeline: bool = True) -> None:
+        self.prepare_text_in_pipeline = prepare_text_in_pipeline
 
     def before_run(self, runner) -> None:
         """Hand the training annotation files to the modules that take
@@ -141,11 +218,13 @@ class TrainDataToModelHook(Hook):
     def before_train(self, runner) -> None:
         """Wrap again if loading a checkpoint changed a parameter's shape
         (a vocabulary of another size)."""
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if self.prepare_text_in_pipeline:
+            attach_caption_data(runner.train_loop.dataloader, model)
         shapes = getattr(self, '_shapes', None)
         if shapes is None:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
         now = self._param_shapes(model)
         if now != shapes:
             self._rewrap(runner, model)

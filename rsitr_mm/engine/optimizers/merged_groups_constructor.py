@@ -44,6 +44,10 @@ def merge_param_groups(
     return list(merged.values())
 
 
+#: optimizers whose ``fused=True`` CUDA kernel is used by default
+FUSED_BY_DEFAULT = ('Adam', 'AdamW')
+
+
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class MergedGroupsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """``DefaultOptimWrapperConstructor`` with equal groups merged.
@@ -56,6 +60,12 @@ class MergedGroupsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     message saying how to resume it: converting it would leave the LR
     schedulers' per-group states (``base_values``) in the old layout.
 
+    Adam and AdamW get ``fused=True`` when the model's parameters are on
+    CUDA and the config sets neither ``fused`` nor ``foreach``: one kernel
+    per step for all parameters and no host reads (the ``foreach`` version
+    reads every parameter's step count on the host). On the CPU the
+    default implementation is kept.
+
     Use in a config::
 
         optim_wrapper = dict(
@@ -65,6 +75,7 @@ class MergedGroupsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """
 
     def __call__(self, model: torch.nn.Module) -> OptimWrapper:
+        self._default_fused(model)
         wrapper = super().__call__(model)
         if not self.paramwise_cfg:
             return wrapper  # one group already
@@ -94,3 +105,16 @@ class MergedGroupsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
         optimizer.register_load_state_dict_pre_hook(refuse_unmerged)
         return wrapper
+
+    def _default_fused(self, model: torch.nn.Module) -> None:
+        """``fused=True`` for Adam/AdamW on CUDA (see the class doc)."""
+        cfg = self.optimizer_cfg
+        kind = cfg.get('type')
+        name = kind if isinstance(kind, str) else getattr(kind, '__name__',
+                                                          '')
+        if name not in FUSED_BY_DEFAULT or 'fused' in cfg or 'foreach' in cfg:
+            return
+        params = [p for p in model.parameters() if p.requires_grad]
+        if params and all(p.is_cuda and p.is_floating_point()
+                          for p in params):
+            cfg['fused'] = True

@@ -1,5 +1,5 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rsitr_mm.datasets.vocab import Vocabulary, load_or_build_vocab
 from ...utils.validation import check_values
+from ..utils.caption_tokens import (VocabCaptionTokenizer, is_token_batch,
+                                    tokenize_captions)
 
 
 @MODELS.register_module()
@@ -213,8 +215,16 @@ class BiGRUTextEncoder(BaseModule):
         return self._set_vocab(
             Vocabulary.from_karpathy(list(ann_files), self.min_freq))
 
+    @property
+    def caption_tokenizer(self) -> VocabCaptionTokenizer:
+        """The host-side tokenizer (the vocabulary, no weights) the data
+        pipeline uses."""
+        return VocabCaptionTokenizer(self.vocab)
+
     def encode_ids(self, texts: List[str]):
-        """Map captions to a padded index tensor.
+        """Map captions to a padded index tensor (the longest caption
+        rounded up to a multiple of 8), with :func:`~rsitr_mm.models.utils.
+        caption_tokens.tokenize_captions`.
 
         Returns:
             tuple: ``ids`` (T, L) long on the module's device and
@@ -223,20 +233,20 @@ class BiGRUTextEncoder(BaseModule):
         if isinstance(texts, str) or not texts:
             raise TypeError('BiGRUTextEncoder.forward expects a non-empty '
                             'list of strings.')
-        seqs = [self.vocab.encode(t) or [self.vocab.unk_id] for t in texts]
-        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-        ids = torch.full((len(seqs), int(lengths.max())),
-                         self.vocab.pad_id,
-                         dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        return ids.to(self.embed.weight.device), lengths
+        batch = tokenize_captions(self.caption_tokenizer, texts,
+                                  self.embed.weight.device,
+                                  'BiGRUTextEncoder')
+        return batch['input_ids'], batch['lengths']
 
-    def forward(self, texts: List[str]) -> torch.Tensor:
+    def forward(self, texts: Union[List[str], Dict[str, torch.Tensor]]
+                ) -> torch.Tensor:
         """Encode captions.
 
         Args:
-            texts (list[str]): T captions.
+            texts (list[str] | dict): T captions, or their token batch:
+                ``input_ids`` (T, L) long and ``lengths`` (T,) long on the
+                host (``attention_mask`` is read when ``lengths`` is
+                missing, at the cost of a device->host copy).
 
         Returns:
             Tensor: (T, hidden_dim).
@@ -249,7 +259,15 @@ class BiGRUTextEncoder(BaseModule):
                 'from the training dataset, or set '
                 'model.text_encoder.ann_files / vocab_file, or load a '
                 'checkpoint.')
-        ids, lengths = self.encode_ids(texts)
+        if is_token_batch(texts):
+            ids = texts['input_ids']
+            lengths = texts.get('lengths')
+            if lengths is None:
+                lengths = texts['attention_mask'].sum(1)
+            if lengths.device.type != 'cpu':
+                lengths = lengths.cpu()
+        else:
+            ids, lengths = self.encode_ids(texts)
         x = self.drop(self.embed(ids))
         packed = pack_padded_sequence(
             x, lengths, batch_first=True, enforce_sorted=False)
@@ -261,7 +279,7 @@ class BiGRUTextEncoder(BaseModule):
             out, batch_first=True, total_length=ids.shape[1])
         out = out.view(out.shape[0], out.shape[1], self.num_directions,
                        -1).mean(2)
-        lengths = lengths.to(ids.device)
+        lengths = lengths.to(ids.device, non_blocking=True)
         mask = torch.arange(ids.shape[1], device=ids.device)[None] \
             < lengths[:, None]
         mask = mask.unsqueeze(-1).to(out.dtype)

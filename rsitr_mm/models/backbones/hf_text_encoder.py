@@ -1,23 +1,16 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
-from typing import List, Optional
+from typing import Dict, List, Optional, Union
 
 import torch
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ..utils.caption_tokens import (HFCaptionTokenizer, is_token_batch,
+                                    tokenize_captions)
 from ..utils.hf_utils import (hf_from_pretrained, load_clip_tower,
                               protect_hf_init)
 
-
-def _check_texts(texts, owner: str) -> List[str]:
-    if isinstance(texts, str):
-        raise TypeError(f'{owner}.forward expects a list of strings, got a '
-                        'single str; wrap it in a list.')
-    texts = list(texts)
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise TypeError(f'{owner}.forward expects a non-empty list of '
-                        'strings.')
-    return texts
+TextsOrTokens = Union[List[str], Dict[str, torch.Tensor]]
 
 
 def _load_tokenizer(path: Optional[str], field: str, clip: bool = False):
@@ -48,25 +41,31 @@ class _HFTextBase(BaseModule):
             self.model.eval()
         return self
 
+    @property
+    def caption_tokenizer(self) -> HFCaptionTokenizer:
+        """The host-side tokenizer (no weights) the data pipeline uses."""
+        return HFCaptionTokenizer(self.tokenizer, self.max_length)
+
     def tokenize(self, texts: List[str]) -> dict:
-        """Tokenise a batch (padded to its longest caption, truncated to
-        ``max_length``) on the module's device.
+        """Tokenise a batch (truncated to ``max_length``, padded to the
+        longest caption rounded up to a multiple of 8) on the module's
+        device, with :func:`~rsitr_mm.models.utils.caption_tokens.
+        tokenize_captions`.
 
         Returns:
             dict: ``input_ids`` and ``attention_mask``, each (T, L).
         """
-        texts = _check_texts(texts, type(self).__name__)
-        tokens = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors='pt')
         device = next(self.model.parameters()).device
-        return {
-            k: tokens[k].to(device)
-            for k in ('input_ids', 'attention_mask')
-        }
+        batch = tokenize_captions(self.caption_tokenizer, texts, device,
+                                  type(self).__name__)
+        return {k: batch[k] for k in ('input_ids', 'attention_mask')}
+
+    def _tokens(self, texts: TextsOrTokens) -> Dict[str, torch.Tensor]:
+        """``input_ids`` / ``attention_mask`` of a token batch (from the
+        data pipeline) or of captions (tokenised here)."""
+        if is_token_batch(texts):
+            return {k: texts[k] for k in ('input_ids', 'attention_mask')}
+        return self.tokenize(texts)
 
 
 @MODELS.register_module()
@@ -128,16 +127,17 @@ class CLIPTextEncoder(_HFTextBase):
             else tcfg.hidden_size
         self._setup_common(freeze)
 
-    def forward(self, texts: List[str]) -> torch.Tensor:
+    def forward(self, texts: TextsOrTokens) -> torch.Tensor:
         """Encode captions.
 
         Args:
-            texts (list[str]): T captions.
+            texts (list[str] | dict): T captions, or their token batch
+                (``input_ids`` and ``attention_mask``, (T, L)).
 
         Returns:
             Tensor: (T, out_channels).
         """
-        tokens = self.tokenize(texts)
+        tokens = self._tokens(texts)
         out = self.model.text_model(**tokens, return_dict=True)
         pooled = out.pooler_output
         if self.with_proj:
@@ -209,16 +209,17 @@ class HFTextEncoder(_HFTextBase):
         self.out_channels = self.model.config.hidden_size
         self._setup_common(freeze)
 
-    def forward(self, texts: List[str]) -> torch.Tensor:
+    def forward(self, texts: TextsOrTokens) -> torch.Tensor:
         """Encode captions.
 
         Args:
-            texts (list[str]): T captions.
+            texts (list[str] | dict): T captions, or their token batch
+                (``input_ids`` and ``attention_mask``, (T, L)).
 
         Returns:
             Tensor: (T, hidden_size).
         """
-        tokens = self.tokenize(texts)
+        tokens = self._tokens(texts)
         out = self.model(**tokens, return_dict=True)
         if self.pooling == 'pooler':
             return out.pooler_output

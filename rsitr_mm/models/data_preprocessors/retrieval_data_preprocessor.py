@@ -9,6 +9,12 @@ copies per millisecond of host time on an H200 machine
 (docs/benchmarks.md). The retrievers read what they need from the samples
 (``image_id``, ``gt_label``, captions) into one tensor per field and copy
 that once, so the samples can stay where the dataloader put them.
+
+The batch tensors the data pipeline prepared (``data['text_data']``: token
+ids, masks, ids, labels, OSFCM targets; see
+:mod:`rsitr_mm.datasets.transforms.caption_data`) are pinned by the data
+loader and copied here with ``non_blocking=True``; ``lengths`` stays on
+the host (``pack_padded_sequence`` reads it there).
 """
 import math
 import numbers
@@ -59,13 +65,18 @@ def check_mean_std(mean: Any, std: Any, owner: str) -> None:
 
 @MODELS.register_module()
 class RetrievalDataPreprocessor(MultiModalDataPreprocessor):
-    """``MultiModalDataPreprocessor`` that moves only the images.
+    """``MultiModalDataPreprocessor`` that moves only the images (and the
+    prepared batch tensors).
 
     Same arguments and outputs (``dict(images=(B, 3, H, W) float,
-    data_samples=...)``); the ``data_samples`` are returned as given (on
-    the host) instead of being copied to the device one by one. ``mean``
-    and ``std`` are checked when it is built (see :func:`check_mean_std`).
+    data_samples=...)``, plus ``text_data`` when the batch has it); the
+    ``data_samples`` are returned as given (on the host) instead of being
+    copied to the device one by one. ``mean`` and ``std`` are checked when
+    it is built (see :func:`check_mean_std`).
     """
+
+    #: ``text_data`` entries kept on the host
+    HOST_KEYS = ('lengths', )
 
     def __init__(self,
                  mean: Optional[Sequence[float]] = None,
@@ -75,6 +86,21 @@ class RetrievalDataPreprocessor(MultiModalDataPreprocessor):
                  to_rgb: bool = False) -> None:
         check_mean_std(mean, std, type(self).__name__)
         super().__init__(mean, std, pad_size_divisor, pad_value, to_rgb)
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        """Images as mmpretrain does; ``text_data`` moved without
+        blocking (see the module doc)."""
+        if not (isinstance(data, dict) and 'text_data' in data):
+            return super().forward(data, training)
+        data = dict(data)
+        text_data = data.pop('text_data')
+        out = super().forward(data, training)
+        out['text_data'] = {
+            k: v if k in self.HOST_KEYS else v.to(
+                self.device, non_blocking=True)
+            for k, v in text_data.items()
+        }
+        return out
 
     def cast_data(self, data):
         """Move everything but ``data_samples`` to the device."""

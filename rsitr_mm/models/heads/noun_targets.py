@@ -105,3 +105,44 @@ def _text_of(sample) -> Optional[str]:
     text = sample.get('text') if isinstance(sample, dict) else getattr(
         sample, 'text', None)
     return text if isinstance(text, str) else None
+
+
+class OSFCMSampleTargets:
+    """OSFCM's per-sample inputs, computed in the data pipeline.
+
+    A preparer of :class:`~rsitr_mm.datasets.transforms.PrepareCaptionData`:
+    ``osfcm_prior_index`` (the image's row of the prior table, -1 when the
+    image is unknown) and, with ``caption_nouns``, ``osfcm_caption_target``
+    (the caption's ``(K,)`` noun target). Holds the priors' file index and
+    the lexicon only (no weights).
+
+    Args:
+        priors (ObjectPriors): The head's priors.
+        caption_nouns (CaptionNounTargets, optional): Caption targets; None
+            when the head does not use them.
+    """
+
+    def __init__(self, priors: ObjectPriors,
+                 caption_nouns: Optional[CaptionNounTargets]) -> None:
+        priors.index('')  # build the file index once, before pickling
+        self.priors = priors
+        self.caption_nouns = caption_nouns
+
+    def prepare_sample(self, sample) -> dict:
+        path = _img_path_of(sample)
+        out = dict(osfcm_prior_index=-1 if path is None else
+                   self.priors.index(path))
+        if self.caption_nouns is not None:
+            text = _text_of(sample)
+            out['osfcm_caption_target'] = self.caption_nouns.row(text) \
+                if text is not None else np.zeros_like(
+                    self.caption_nouns.idf)
+        return out
+
+    def collate_samples(self, items: Sequence[dict]) -> dict:
+        out = dict(osfcm_prior_index=torch.tensor(
+            [it['osfcm_prior_index'] for it in items], dtype=torch.long))
+        if self.caption_nouns is not None:
+            out['osfcm_caption_target'] = torch.from_numpy(
+                np.stack([it['osfcm_caption_target'] for it in items]))
+        return out

@@ -27,9 +27,10 @@ from mmpretrain.registry import MODELS
 from rsitr_mm.datasets.object_priors import (ObjectPriors, build_object_priors,
                                              load_lexicon)
 from ..necks.switchable import SwitchableMixin
+from ..utils.l2_normalize import l2_normalize, l2_normalize_with_norm
 from ..utils.warmup_counter import WarmupCounterMixin
-from .noun_targets import (CaptionNounTargets, _img_path_of, _text_of,
-                           idf_weights, reweight_rows)
+from .noun_targets import (CaptionNounTargets, OSFCMSampleTargets,
+                           _img_path_of, _text_of, idf_weights, reweight_rows)
 from ...utils.validation import check_values
 
 _PROTOTYPES = ('learnable', 'ema')
@@ -349,6 +350,21 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     def num_prototypes(self) -> int:
         return int(self.prototypes.shape[0])
 
+    def caption_data_preparer(self) -> Optional[OSFCMSampleTargets]:
+        """What the data pipeline computes for this head per sample (prior
+        row index, caption target), or None without priors."""
+        if self.priors is None:
+            return None
+        uses_text = self.text_weight > 0 and self.caption_targets
+        return OSFCMSampleTargets(self.priors,
+                                  self.caption_nouns if uses_text else None)
+
+    def _rows_of(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, K) rows of the prior table; index -1 gives a zero row."""
+        idx = index.to(self.prior_table.device, non_blocking=True)
+        out = self.prior_table[idx.clamp(min=0)]
+        return out * (idx >= 0).unsqueeze(1).to(out.dtype)
+
     def get_priors(self, data_samples: Optional[Sequence]) -> torch.Tensor:
         """(B, K) idf-weighted priors of a batch, matched by the basename of
         ``img_path``. Samples without ``img_path`` or with an unknown image
@@ -368,9 +384,7 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             self.priors.index(p) if p is not None else -1
             for p in map(_img_path_of, data_samples)
         ]
-        idx = torch.tensor(rows, device=self.prior_table.device)
-        out = self.prior_table[idx.clamp(min=0)]
-        return out * (idx >= 0).unsqueeze(1).to(out.dtype)
+        return self._rows_of(torch.tensor(rows))
 
     # ----------------------------------------------------------- embedding
     def _refine(self, emb: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -388,10 +402,10 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         """
         if emb is None or not self.refine or not self.enabled('osfcm'):
             return emb
-        protos = F.normalize(self.prototypes, dim=1).to(emb.dtype)
-        assign = (F.normalize(emb, dim=-1) @ protos.t() /
-                  self.temperature).softmax(dim=-1)
-        scale = emb.norm(dim=-1, keepdim=True)
+        protos = l2_normalize(self.prototypes, dim=1).to(emb.dtype)
+        # |e| once, for both the normalisation and the residual's scale
+        unit, scale = l2_normalize_with_norm(emb, dim=-1)
+        assign = (unit @ protos.t() / self.temperature).softmax(dim=-1)
         mixed = protos
         if self.refine_centered:
             mixed = protos - protos.mean(dim=0, keepdim=True)
@@ -400,16 +414,33 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     def embed(self, image_emb: Optional[torch.Tensor],
               text_emb: Optional[torch.Tensor]):
         """Cluster-aware residual refinement of both embeddings (identity at
-        initialisation, with ``refine=False`` or ``disable('osfcm')``)."""
+        initialisation, with ``refine=False`` or ``disable('osfcm')``).
+
+        Image and caption rows of the same width and dtype are refined in
+        one pass (the refinement is row-wise).
+        """
+        if (image_emb is not None and text_emb is not None
+                and image_emb.dim() == text_emb.dim() == 2
+                and image_emb.dtype == text_emb.dtype
+                and image_emb.shape[1] == text_emb.shape[1]
+                and self.refine and self.enabled('osfcm')):
+            both = self._refine(torch.cat([image_emb, text_emb]))
+            return both[:len(image_emb)], both[len(image_emb):]
         return self._refine(image_emb), self._refine(text_emb)
 
     # --------------------------------------------------------------- losses
     def _cluster_loss(self, emb: torch.Tensor, target: torch.Tensor,
-                      protos: torch.Tensor) -> torch.Tensor:
-        logits = F.normalize(emb, dim=1) @ protos.t() / self.temperature
+                      protos: torch.Tensor,
+                      groups: Optional[int] = None) -> torch.Tensor:
+        """Mean soft cross-entropy of the rows with a non-empty target: a
+        scalar, or (groups,) means of ``groups`` equal blocks of rows."""
+        logits = l2_normalize(emb, dim=1) @ protos.t() / self.temperature
         valid = (target.sum(dim=1) > 0).to(logits.dtype)
         per_row = -(target * logits.log_softmax(dim=1)).sum(dim=1)
-        return (per_row * valid).sum() / valid.sum().clamp_min(1.0)
+        if groups is None:
+            return (per_row * valid).sum() / valid.sum().clamp_min(1.0)
+        per_row, valid = per_row.view(groups, -1), valid.view(groups, -1)
+        return (per_row * valid).sum(1) / valid.sum(1).clamp_min(1.0)
 
     @torch.no_grad()
     def _update_prototypes(self, image_emb: torch.Tensor,
@@ -437,8 +468,12 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         self.prototypes.data.copy_(torch.where(present, upd, old))
         self.proto_seen |= present.squeeze(1)
 
-    def loss(self, image_emb: torch.Tensor, text_emb: Optional[torch.Tensor],
-             data_samples: Sequence) -> Dict[str, torch.Tensor]:
+    def loss(self,
+             image_emb: torch.Tensor,
+             text_emb: Optional[torch.Tensor],
+             data_samples: Sequence,
+             text_data: Optional[Dict[str, torch.Tensor]] = None
+             ) -> Dict[str, torch.Tensor]:
         """Prototype clustering losses.
 
         Args:
@@ -448,6 +483,10 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                 with ``image_emb``.
             data_samples (list[DataSample]): B samples carrying ``img_path``
                 (and ``text``, the caption, for caption targets).
+            text_data (dict, optional): the batch's prepared fields (see
+                :meth:`caption_data_preparer`): ``osfcm_prior_index`` (B,)
+                and ``osfcm_caption_target`` (B, K), used instead of
+                reading the samples.
 
         Returns:
             dict[str, Tensor]: ``loss_osfcm`` and, when ``text_weight > 0``
@@ -457,7 +496,12 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             raise ValueError('ObjectSemanticClusterHead: image_emb must be '
                              f'(B, embed_dim={self.embed_dim}), got '
                              f'{tuple(image_emb.shape)}.')
-        prior = self.get_priors(data_samples).to(image_emb.dtype)
+        text_data = text_data or {}
+        if 'osfcm_prior_index' in text_data and self.priors is not None:
+            prior = self._rows_of(text_data['osfcm_prior_index'])
+        else:
+            prior = self.get_priors(data_samples)
+        prior = prior.to(image_emb.dtype)
         if prior.size(0) != image_emb.size(0):
             raise ValueError(f'ObjectSemanticClusterHead: {prior.size(0)} '
                              f'data samples for {image_emb.size(0)} '
@@ -469,24 +513,36 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             1.0,
             max(self._iter, 1) / self.warmup_iters)
         weight = self.loss_weight * ramp
-        protos = F.normalize(self.prototypes, dim=1).to(image_emb.dtype)
-        losses = dict(loss_osfcm=weight *
-                      self._cluster_loss(image_emb, prior, protos))
-        if self.text_weight > 0 and text_emb is not None:
-            if text_emb.shape != image_emb.shape:
-                raise ValueError('ObjectSemanticClusterHead: text_emb must '
-                                 'be row-aligned with image_emb, got '
-                                 f'{tuple(text_emb.shape)} vs '
-                                 f'{tuple(image_emb.shape)}.')
-            target = prior
-            if self.caption_targets:
-                target = self.caption_nouns(
-                    [_text_of(s) for s in data_samples],
-                    text_emb.device).to(text_emb.dtype)
-            losses['loss_osfcm_txt'] = (
-                weight * self.text_weight *
+        protos = l2_normalize(self.prototypes, dim=1).to(image_emb.dtype)
+        if not (self.text_weight > 0 and text_emb is not None):
+            return dict(loss_osfcm=weight *
+                        self._cluster_loss(image_emb, prior, protos))
+        if text_emb.shape != image_emb.shape:
+            raise ValueError('ObjectSemanticClusterHead: text_emb must '
+                             'be row-aligned with image_emb, got '
+                             f'{tuple(text_emb.shape)} vs '
+                             f'{tuple(image_emb.shape)}.')
+        target = prior
+        if self.caption_targets and 'osfcm_caption_target' in text_data:
+            target = text_data['osfcm_caption_target'].to(
+                text_emb.device, text_emb.dtype, non_blocking=True)
+        elif self.caption_targets:
+            target = self.caption_nouns(
+                [_text_of(s) for s in data_samples],
+                text_emb.device).to(text_emb.dtype)
+        if text_emb.dtype != image_emb.dtype:
+            return dict(
+                loss_osfcm=weight *
+                self._cluster_loss(image_emb, prior, protos),
+                loss_osfcm_txt=weight * self.text_weight *
                 self._cluster_loss(text_emb, target, protos.to(text_emb)))
-        return losses
+        # image and caption rows in one pass (the loss is row-wise; one
+        # mean per half)
+        both = self._cluster_loss(
+            torch.cat([image_emb, text_emb]),
+            torch.cat([prior, target.to(prior.dtype)]), protos, groups=2)
+        return dict(loss_osfcm=weight * both[0],
+                    loss_osfcm_txt=weight * self.text_weight * both[1])
 
     def extra_repr(self) -> str:
         return (f'num_prototypes={self.num_prototypes}, '

@@ -11,6 +11,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
@@ -153,9 +154,9 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
         self.fuse_proj = nn.Linear(in_channels * len(branches), embed_dim)
         self.residual_scale = float(residual_scale)
         self._zero_proj()
-        # (scale, H, W, device, dtype) -> pooling matrix; constants, so kept
-        # out of the state dict and built once per device/dtype
-        self._pool_cache: Dict[tuple, torch.Tensor] = {}
+        # (H, W, device, dtype) -> pooling constants (:meth:`_pool_all`);
+        # kept out of the state dict and built once per device/dtype
+        self._pool_cache: Dict[tuple, Dict[str, torch.Tensor]] = {}
 
     def _zero_proj(self) -> None:
         if self.fusion == 'residual':
@@ -169,14 +170,32 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
         super().init_weights()
         self._zero_proj()
 
-    def _pool_matrix(self, height: int, width: int, scale: int,
-                     ref: torch.Tensor) -> torch.Tensor:
-        key = (scale, height, width, ref.device, ref.dtype)
-        mat = self._pool_cache.get(key)
-        if mat is None:
-            mat = _region_pool_matrix(height, width, scale).to(ref)
-            self._pool_cache[key] = mat
-        return mat
+    def _pool_all(self, height: int, width: int,
+                  ref: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Constants of the batched region attention, built once per grid
+        size, device and dtype: ``pool`` (R, N) every scale's pooling
+        matrix stacked (R = sum_s s*s), ``scale_of`` (R,) the scale index
+        of each region, ``rows`` (R,) = arange(R) and ``mask`` (S, R) 0 on
+        a scale's own regions and -inf elsewhere (float32)."""
+        key = ('all', height, width, ref.device, ref.dtype)
+        hit = self._pool_cache.get(key)
+        if hit is None:
+            mats = [
+                _region_pool_matrix(height, width, s).to(ref)
+                for s in self.region_scales
+            ]
+            scale_of = torch.cat([
+                torch.full((m.shape[0], ), i, dtype=torch.long)
+                for i, m in enumerate(mats)
+            ]).to(ref.device)
+            rows = torch.arange(len(scale_of), device=ref.device)
+            mask = torch.full((len(mats), len(scale_of)), float('-inf'),
+                              device=ref.device)
+            mask[scale_of, rows] = 0.0
+            hit = dict(pool=torch.cat(mats), scale_of=scale_of, rows=rows,
+                       mask=mask)
+            self._pool_cache[key] = hit
+        return hit
 
     # ------------------------------------------------------------------
     def _parse_inputs(
@@ -234,17 +253,34 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
 
         # (b) adaptive salient-region object attention
         x_att = x * a_c.unsqueeze(2) * (a_s * N).unsqueeze(1)  # (B, C, N)
-        region_feats, region_maps = [], {}
-        for scale, scorer in zip(self.region_scales, self.region_scorers):
-            pool = self._pool_matrix(H, W, scale, x_att)  # (R, N)
-            regions = torch.einsum('rn,bcn->brc', pool, x_att)  # (B, R, C)
-            w = scorer(regions).squeeze(2).softmax(dim=1)  # (B, R)
-            region_feats.append(torch.einsum('br,brc->bc', w, regions))
-            # weight of each grid cell in f_s (sums to 1 over the grid)
-            region_maps[scale] = (w @ pool).view(B, 1, H, W)
+        const = self._pool_all(H, W, x_att)
+        pool, which = const['pool'], const['scale_of']
+        S, R = const['mask'].shape
+        # every scale's regions at once: (B, R, C), R = sum_s s*s
+        regions = torch.matmul(pool, x_att.transpose(1, 2))
+        # region r is scored by its scale's MLP: the first layers of all
+        # scorers in one matmul, then each region keeps its scale's block
+        first = [sc[0] for sc in self.region_scorers]
+        second = [sc[2] for sc in self.region_scorers]
+        hidden = F.linear(regions, torch.cat([m.weight for m in first]),
+                          torch.cat([m.bias for m in first]))
+        hidden = hidden.view(B, R, S, -1)[:, const['rows'], which]
+        w2 = torch.cat([m.weight for m in second])  # (S, hidden)
+        b2 = torch.cat([m.bias for m in second])  # (S,)
+        score = (hidden.relu() * w2[which]).sum(-1) + b2[which]  # (B, R)
+        # softmax over the regions of each scale: the others masked out
+        w = (score.unsqueeze(1) + const['mask']).softmax(
+            dim=2)  # (B, S, R), zero outside the scale
+        scale_feats = torch.bmm(w, regions)  # (B, S, C)
         scale_w = self.scale_gate(context).softmax(dim=1)  # (B, S)
-        region = torch.einsum('bs,bsc->bc', scale_w,
-                              torch.stack(region_feats, dim=1))
+        region = torch.bmm(scale_w.unsqueeze(1), scale_feats).squeeze(1)
+        # each grid cell's weight in f_s (sums to 1 over the grid); cheap,
+        # and no loss reads it
+        cell_w = (w @ pool).view(B, S, H, W)
+        region_maps = {
+            scale: cell_w[:, i:i + 1]
+            for i, scale in enumerate(self.region_scales)
+        }
         out.update(region=region, regions=region_maps, scale_weights=scale_w)
         return out
 

@@ -12,6 +12,8 @@ from mmengine.structures import BaseDataElement
 from mmpretrain.registry import MODELS
 
 from ...utils.dist import all_gather_variable
+from ..utils.caption_tokens import is_token_batch
+from ..utils.l2_normalize import l2_normalize
 from ...utils.validation import check_values
 
 ConfigType = Union[dict, nn.Module]
@@ -182,6 +184,16 @@ class DualEncoderRetriever(BaseModel):
         freeze_text_encoder (bool): keep the text encoder fixed.
         data_preprocessor (dict, optional): defaults to mmpretrain's
             ``RetrievalDataPreprocessor`` with CLIP's mean/std, RGB.
+        compile (bool | dict): compile the tensor regions with
+            ``torch.compile``: the encoders, the neck, the projections and
+            the losses, each its own graph (``nn.Module.compile``, so the
+            state dict keys do not change). A dict is passed to
+            ``torch.compile`` (e.g. ``dict(mode='reduce-overhead')`` for
+            CUDA graphs, ``dict(backend='eager')``); ``True`` means
+            ``dynamic=None`` (a caption length seen twice becomes
+            dynamic). Data handling, the heads' losses (side effects:
+            prototype updates, step counters) and logging stay eager.
+            Defaults to False.
         init_cfg (dict, optional): initialisation config.
     """
 
@@ -202,6 +214,7 @@ class DualEncoderRetriever(BaseModel):
                  freeze_image_encoder: bool = False,
                  freeze_text_encoder: bool = False,
                  data_preprocessor: Optional[dict] = None,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         check_values(
             'DualEncoderRetriever',
@@ -270,6 +283,10 @@ class DualEncoderRetriever(BaseModel):
             hasattr(h, 'loss') and _accepts_kwarg(h.loss, 'labels')
             for h in self.heads
         ]
+        self._head_takes_text_data = [
+            hasattr(h, 'loss') and _accepts_kwarg(h.loss, 'text_data')
+            for h in self.heads
+        ]
 
         self.freeze_image_encoder = freeze_image_encoder
         self.freeze_text_encoder = freeze_text_encoder
@@ -278,6 +295,38 @@ class DualEncoderRetriever(BaseModel):
             if flag:
                 for p in module.parameters():
                     p.requires_grad_(False)
+        if compile:
+            self.compile_regions({} if compile is True else dict(compile))
+
+    #: the modules :meth:`compile_regions` compiles
+    COMPILED_REGIONS = ('image_encoder', 'image_neck', 'text_encoder',
+                        'image_proj', 'text_proj', 'losses')
+
+    def compile_regions(self, options: Optional[dict] = None) -> List[str]:
+        """Compile the tensor regions in place (see ``compile``).
+
+        Args:
+            options (dict, optional): ``torch.compile`` arguments.
+
+        Returns:
+            list[str]: The compiled module names.
+        """
+        if not isinstance(options, (dict, type(None))):
+            raise TypeError('DualEncoderRetriever: compile must be a bool '
+                            f'or a dict of torch.compile arguments, got '
+                            f'{type(options).__name__}.')
+        done = []
+        for name in self.COMPILED_REGIONS:
+            module = getattr(self, name, None)
+            if module is None:
+                continue
+            parts = module if isinstance(module, nn.ModuleList) else [module]
+            for i, part in enumerate(parts):
+                if isinstance(part, nn.Identity):
+                    continue
+                part.compile(**(options or {}))
+                done.append(name if part is module else f'{name}.{i}')
+        return done
 
     def _make_proj(self, kind: str, in_channels: Optional[int],
                    name: str) -> nn.Module:
@@ -338,16 +387,43 @@ class DualEncoderRetriever(BaseModel):
             x = x.mean(dim=(2, 3))
         return self.image_proj(x)
 
-    def text_features(self, texts: List[str]) -> torch.Tensor:
+    def text_features(
+            self, texts: Union[List[str], Dict[str, torch.Tensor]]
+    ) -> torch.Tensor:
         """Projected (not yet normalised) caption embeddings.
 
         Args:
-            texts (list[str]): T captions.
+            texts (list[str] | dict): T captions, or their token batch
+                from the data pipeline (``input_ids`` (T, L), with
+                ``attention_mask`` and ``lengths``).
 
         Returns:
             torch.Tensor: (T, embed_dim).
         """
-        return self.text_proj(self.text_encoder(list(texts)))
+        if not is_token_batch(texts):
+            texts = list(texts)
+        return self.text_proj(self.text_encoder(texts))
+
+    def caption_data_preparers(self) -> list:
+        """The per-sample preparers of
+        :class:`~rsitr_mm.datasets.transforms.PrepareCaptionData` for this
+        model: the sample ids, the text encoder's caption tokenizer and
+        every head's (e.g. OSFCM's targets). Host objects only (no
+        weights), picklable to the data-loader workers. Empty when the text
+        encoder has no ``caption_tokenizer`` (its forward then gets
+        strings).
+        """
+        tokenizer = getattr(self.text_encoder, 'caption_tokenizer', None)
+        if tokenizer is None:
+            return []
+        from rsitr_mm.datasets.transforms import SampleIds
+        preparers = [SampleIds(), tokenizer]
+        for head in self.heads:
+            make = getattr(head, 'caption_data_preparer', None)
+            prep = make() if callable(make) else None
+            if prep is not None:
+                preparers.append(prep)
+        return preparers
 
     def _apply_heads(
         self, image_emb: Optional[torch.Tensor],
@@ -409,13 +485,17 @@ class DualEncoderRetriever(BaseModel):
     def forward(self,
                 images: Optional[torch.Tensor] = None,
                 data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
+                mode: str = 'tensor',
+                text_data: Optional[Dict[str, torch.Tensor]] = None):
         """Dispatch on ``mode``: ``'tensor'``, ``'loss'`` or ``'predict'``.
 
         Args:
             images (torch.Tensor, optional): (B, 3, H, W) images.
             data_samples (list[DataSample], optional): the samples.
             mode (str): what to return.
+            text_data (dict, optional): the batch's tensors prepared by the
+                data pipeline (:meth:`caption_data_preparers`); read by
+                ``'loss'`` only.
 
         Returns:
             dict | list: features (``tensor``), losses (``loss``) or the
@@ -424,13 +504,15 @@ class DualEncoderRetriever(BaseModel):
         if mode == 'tensor':
             return self.extract_feat(images, data_samples)
         if mode == 'loss':
-            return self.loss(images, data_samples)
+            return self.loss(images, data_samples, text_data)
         if mode == 'predict':
             return self.predict(images, data_samples)
         raise RuntimeError(f'Invalid mode "{mode}".')
 
-    def loss(self, images: torch.Tensor,
-             data_samples: Sequence[BaseDataElement]
+    def loss(self,
+             images: torch.Tensor,
+             data_samples: Sequence[BaseDataElement],
+             text_data: Optional[Dict[str, torch.Tensor]] = None
              ) -> Dict[str, torch.Tensor]:
         """Losses of one batch of (image, caption) pairs.
 
@@ -438,10 +520,19 @@ class DualEncoderRetriever(BaseModel):
             images (torch.Tensor): (B, 3, H, W) images.
             data_samples (list[DataSample]): B samples, each with one
                 caption in ``text``, its ``image_id`` and ``gt_label``.
+            text_data (dict, optional): the batch as tensors from the data
+                pipeline: ``input_ids`` / ``attention_mask`` / ``lengths``
+                (T, L), ``image_ids`` and ``labels`` (B,), and the heads'
+                fields. With it, nothing is read from ``data_samples``
+                here and no caption is tokenised.
 
         Returns:
             dict[str, torch.Tensor]: named losses.
         """
+        if text_data is not None and is_token_batch(text_data):
+            return self._loss(images, data_samples, text_data,
+                              text_data['image_ids'], text_data['labels'],
+                              text_data)
         texts = []
         for i, sample in enumerate(data_samples):
             text = _read(sample, 'text')
@@ -457,22 +548,35 @@ class DualEncoderRetriever(BaseModel):
                                   range(num), device)
         labels = _first_values([_read(s, 'gt_label') for s in data_samples],
                                [-1] * num, device)
+        return self._loss(images, data_samples, texts, image_ids, labels,
+                          None)
 
+    def _loss(self, images: torch.Tensor,
+              data_samples: Sequence[BaseDataElement],
+              texts: Union[List[str], Dict[str, torch.Tensor]],
+              image_ids: torch.Tensor, labels: torch.Tensor,
+              text_data: Optional[Dict[str, torch.Tensor]]
+              ) -> Dict[str, torch.Tensor]:
+        """:meth:`loss` once captions, ids and labels are known."""
         # text first (see extract_feat)
         text_emb = self.text_features(texts)
         image_emb = self.image_features(images)
         losses: Dict[str, torch.Tensor] = {}
-        for head, takes_labels in zip(self.heads, self._head_takes_labels):
+        for head, takes_labels, takes_data in zip(
+                self.heads, self._head_takes_labels,
+                self._head_takes_text_data):
             if hasattr(head, 'loss'):
                 extra = dict(labels=labels) if takes_labels else {}
+                if takes_data and text_data is not None:
+                    extra['text_data'] = text_data
                 for k, v in head.loss(image_emb, text_emb, data_samples,
                                       **extra).items():
                     losses[k] = losses[k] + v if k in losses else v
             if hasattr(head, 'embed'):
                 image_emb, text_emb = head.embed(image_emb, text_emb)
 
-        image_emb = F.normalize(image_emb, dim=-1)
-        text_emb = F.normalize(text_emb, dim=-1)
+        image_emb = l2_normalize(image_emb, dim=-1)
+        text_emb = l2_normalize(text_emb, dim=-1)
         logit_scale = None
         if self.logit_scale is not None:
             logit_scale = self.logit_scale.exp().clamp(

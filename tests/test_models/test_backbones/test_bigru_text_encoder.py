@@ -60,8 +60,10 @@ def test_unknown_words_map_to_unk(ann_file):
     enc = make(ann_file)
     ids, lengths = enc.encode_ids(['stadium near xyz', ''])
     unk = enc.vocab.unk_id
-    assert ids[0].tolist() == [unk, enc.vocab('near'), unk]
+    assert ids[0, :3].tolist() == [unk, enc.vocab('near'), unk]
     assert lengths.tolist() == [3, 1] and ids[1, 0] == unk
+    # padded (<pad>) to a bucket of 8 steps
+    assert ids.shape == (2, 8) and (ids[0, 3:] == enc.vocab.pad_id).all()
     with torch.no_grad():
         out = enc(['stadium', 'xyz'])
     assert torch.allclose(out[0], out[1])  # both are a single <unk>
@@ -79,7 +81,8 @@ def test_padding_invariance(ann_file):
 
 def test_last_pooling_averages_directions(ann_file):
     enc = make(ann_file).eval()
-    ids, _ = enc.encode_ids([CAPTIONS[1]])
+    ids, lengths = enc.encode_ids([CAPTIONS[1]])
+    ids = ids[:, :int(lengths[0])]  # the caption's own steps
     with torch.no_grad():
         out, _ = enc.gru(enc.embed(ids))
         expected = (out[0, -1, :6] + out[0, 0, 6:]) / 2

@@ -37,8 +37,12 @@ def test_clip_text_matches_get_text_features(clip_dir):
 
 def test_clip_text_tokens_are_openai_ids(clip_dir):
     encoder = CLIPTextEncoder(pretrained=clip_dir)
-    ids = encoder.tokenize(['a photo of a cat'])['input_ids']
-    assert ids.tolist() == [[49406, 320, 1125, 539, 320, 2368, 49407]]
+    tokens = encoder.tokenize(['a photo of a cat'])
+    ids = tokens['input_ids']
+    # padded to a bucket of 8 tokens with the pad token (EOT), masked
+    assert ids.tolist() == [[49406, 320, 1125, 539, 320, 2368, 49407,
+                             encoder.tokenizer.pad_token_id]]
+    assert tokens['attention_mask'].tolist() == [[1] * 7 + [0]]
     # truncation keeps EOT as the last token
     short = CLIPTextEncoder(pretrained=clip_dir, max_length=4)
     ids = short.tokenize(['a photo of a cat'])['input_ids']
@@ -50,8 +54,9 @@ def test_clip_tokenizer_from_bare_bpe_files(clip_dir, tmp_path):
     for name in ('vocab.json', 'merges.txt'):
         shutil.copy(f'{clip_dir}/{name}', tmp_path / name)
     encoder = CLIPTextEncoder(pretrained=clip_dir, tokenizer=str(tmp_path))
-    ids = encoder.tokenize(['a photo of a cat'])['input_ids']
-    assert ids.tolist() == [[49406, 320, 1125, 539, 320, 2368, 49407]]
+    tokens = encoder.tokenize(['a photo of a cat'])
+    real = tokens['input_ids'][tokens['attention_mask'].bool()]
+    assert real.tolist() == [49406, 320, 1125, 539, 320, 2368, 49407]
 
 
 def test_clip_text_from_config_without_projection(clip_dir):

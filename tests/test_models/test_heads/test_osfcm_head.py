@@ -414,3 +414,69 @@ def test_refine_centered_is_validated(ann_file):
         _head(ann_file, refine=False, refine_centered=True)
     with pytest.raises(ValueError, match='refine_centered must be a bool'):
         _head(ann_file, refine=True, refine_centered='yes')
+
+
+def _old_refine(head, emb):
+    """The refinement as first written (one embedding at a time)."""
+    protos = F.normalize(head.prototypes, dim=1).to(emb.dtype)
+    assign = (F.normalize(emb, dim=-1) @ protos.t() /
+              head.temperature).softmax(dim=-1)
+    scale = emb.norm(dim=-1, keepdim=True)
+    mixed = protos
+    if head.refine_centered:
+        mixed = protos - protos.mean(dim=0, keepdim=True)
+    return emb + scale * head.refine_proj(assign @ mixed)
+
+
+def _old_cluster_loss(head, emb, target):
+    protos = F.normalize(head.prototypes, dim=1).to(emb.dtype)
+    logits = F.normalize(emb, dim=1) @ protos.t() / head.temperature
+    valid = (target.sum(dim=1) > 0).to(logits.dtype)
+    per_row = -(target * logits.log_softmax(dim=1)).sum(dim=1)
+    return (per_row * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+@pytest.mark.parametrize('centered', [False, True])
+def test_batched_embed_and_loss_match_the_separate_passes(ann_file,
+                                                          centered):
+    """Image and caption rows refined / scored in one pass give what two
+    passes gave: values and gradients (float64, 1e-10)."""
+    # both sides and the refinement on, whatever the defaults are
+    head = _head(ann_file, caption_targets=True, idf=True, refine=True,
+                 text_weight=0.5, refine_centered=centered).double().eval()
+    with torch.no_grad():
+        head.refine_proj.weight.normal_()
+    g = torch.Generator().manual_seed(3)
+    img = torch.randn(4, D, generator=g, dtype=torch.double,
+                      requires_grad=True)
+    txt = torch.randn(4, D, generator=g, dtype=torch.double,
+                      requires_grad=True)
+    names = ['1.tif', '2.tif', '3.tif', '4.tif']
+    samples = _samples(names)
+    for s, cap in zip(samples, ['two ships', 'a road', 'nothing', 'cars']):
+        s.set_field(cap, 'text', field_type='metainfo')
+    losses = head.loss(img, txt, samples)
+    prior = head.get_priors(samples).double()
+    target = head.caption_nouns([s.text for s in samples],
+                                txt.device).double()
+    ref = dict(loss_osfcm=head.loss_weight *
+               _old_cluster_loss(head, img, prior),
+               loss_osfcm_txt=head.loss_weight * head.text_weight *
+               _old_cluster_loss(head, txt, target))
+    new_i, new_t = head.embed(img, txt)
+    old_i, old_t = _old_refine(head, img), _old_refine(head, txt)
+    outs = [losses['loss_osfcm'], losses['loss_osfcm_txt'], new_i, new_t]
+    refs = [ref['loss_osfcm'], ref['loss_osfcm_txt'], old_i, old_t]
+    params = [img, txt] + [p for p in head.parameters() if p.requires_grad]
+    for a, b in zip(outs, refs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        w = torch.randn(a.shape, generator=g, dtype=torch.double)
+        ga = torch.autograd.grad(a, params, w, allow_unused=True,
+                                 retain_graph=True)
+        gb = torch.autograd.grad(b, params, w, allow_unused=True,
+                                 retain_graph=True)
+        for x, y, p in zip(ga, gb, params):
+            # one pass over both: zero (not None) across image/caption
+            x = torch.zeros_like(p) if x is None else x
+            y = torch.zeros_like(p) if y is None else y
+            torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)

@@ -178,9 +178,65 @@ def test_pool_matrices_are_cached_per_dtype():
     grid, glob = _inputs()
     neck((grid, glob))[0]
     n = len(neck._pool_cache)
-    assert n == 3
+    assert n == 1  # all scales' constants in one entry
     neck((grid, glob))[0]
     assert len(neck._pool_cache) == n  # reused, not rebuilt
     neck.double()((grid.double(), glob.double()))
     assert len(neck._pool_cache) == 2 * n
     assert not any('pool' in k for k in neck.state_dict())
+
+
+def _loop_attend(neck, grid):
+    """The region attention as first written (one pass per scale), for the
+    batched implementation to be checked against."""
+    from rsitr_mm.models.necks.region_pooling import _region_pool_matrix
+    B, C, H, W = grid.shape
+    N = H * W
+    x = grid.flatten(2)
+    ac0 = torch.sigmoid(neck.channel_mlp(x.mean(dim=2)))
+    spatial_in = grid * ac0[:, :, None, None] if neck.collaborative else grid
+    a_s = neck.spatial_conv(spatial_in).flatten(1).softmax(dim=1)
+    c1 = torch.bmm(x, a_s.unsqueeze(2)).squeeze(2)
+    a_c = torch.sigmoid(neck.channel_mlp(c1)) if neck.collaborative else ac0
+    context = a_c * c1
+    x_att = x * a_c.unsqueeze(2) * (a_s * N).unsqueeze(1)
+    feats, maps = [], {}
+    for scale, scorer in zip(neck.region_scales, neck.region_scorers):
+        pool = _region_pool_matrix(H, W, scale).to(x_att)
+        regions = torch.einsum('rn,bcn->brc', pool, x_att)
+        w = scorer(regions).squeeze(2).softmax(dim=1)
+        feats.append(torch.einsum('br,brc->bc', w, regions))
+        maps[scale] = (w @ pool).view(B, 1, H, W)
+    scale_w = neck.scale_gate(context).softmax(dim=1)
+    region = torch.einsum('bs,bsc->bc', scale_w, torch.stack(feats, dim=1))
+    return dict(context=context, region=region, regions=maps,
+                scale_weights=scale_w)
+
+
+@pytest.mark.parametrize('hw,scales', [((7, 7), (1, 2, 4)),
+                                       ((5, 3), (1, 3)), ((8, 8), (2, ))])
+def test_batched_region_attention_matches_the_per_scale_loop(hw, scales):
+    torch.manual_seed(1)
+    neck = DualAttentionPerception(in_channels=C, embed_dim=D,
+                                   region_scales=scales).double()
+    with torch.no_grad():  # a non-zero fusion, so every branch counts
+        neck.fuse_proj.weight.normal_()
+    grid, glob = (t.double().requires_grad_() for t in _inputs(3, *hw))
+    feat, maps = neck.forward_with_maps((grid, glob))
+    ref = _loop_attend(neck, grid)
+    ref_feat = neck._fuse(ref, glob)
+    torch.testing.assert_close(feat, ref_feat, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(maps['scale_weights'], ref['scale_weights'])
+    for scale in scales:
+        torch.testing.assert_close(maps['regions'][scale],
+                                   ref['regions'][scale])
+    # the same gradients for the input and every parameter
+    g = torch.randn_like(feat)
+    params = [grid] + list(neck.parameters())
+    new = torch.autograd.grad(feat, params, g, allow_unused=True)
+    old = torch.autograd.grad(ref_feat, params, g, allow_unused=True)
+    for a, b in zip(new, old):
+        if a is None or b is None:
+            assert a is None and b is None
+            continue
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
