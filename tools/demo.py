@@ -17,10 +17,13 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
-from rsitr_mm.engine.launch import (format_retrieval_table,
+from rsitr_mm.engine.launch import (describe_cpu_processes,
+                                    format_retrieval_table,
                                     set_dataloader_defaults)
 from rsitr_mm.engine.runners import encode_loader
 from rsitr_mm.evaluation import chance_recall
+from rsitr_mm.utils.threads import (add_threads_arg, loader_workers,
+                                   setup_threads)
 
 DEFAULT_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
@@ -36,6 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--image-size', type=int, default=64)
     parser.add_argument('--epochs', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
+    add_threads_arg(parser)
     return parser.parse_args()
 
 
@@ -125,8 +129,12 @@ def main() -> None:
         cfg.train_cfg.max_epochs = args.epochs
     cfg.randomness = dict(seed=args.seed, deterministic=False)
     set_dataloader_defaults(cfg)
+    setup_threads(args.threads, loader_workers(cfg))
+    device = 'GPU' if torch.cuda.is_available() else 'CPU'
+    if device == 'CPU':
+        describe_cpu_processes()  # the Runner's header: no "GPU number"
 
-    print('[2/4] Training (CPU) ...')
+    print(f'[2/4] Training ({device}) ...')
     t_train = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()

@@ -47,6 +47,8 @@ from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
 from rsitr_mm.engine.preflight import run_preflight
 from rsitr_mm.evaluation.functional.retrieval_recall import gold_ranks
 from rsitr_mm.utils.safe_load import check_state_dict, trust_checkpoints
+from rsitr_mm.utils.threads import (add_threads_arg, loader_workers,
+                                   setup_threads)
 
 #: version of the ``--out-item pred`` file layout (docs/predictions.md)
 PRED_FORMAT_VERSION = 1
@@ -104,6 +106,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    add_threads_arg(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if args.out_item is not None and args.out is None:
@@ -331,6 +334,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     merge_cfg_options(cfg, args.cfg_options)  # data_root=DIR moves a dataset
     run_preflight(cfg, ('test', ), args.config)  # one checklist, exit 2
     set_dataloader_defaults(cfg)
+    setup_threads(args.threads, loader_workers(cfg))
     setup_launcher(cfg, args.launcher)
     trust = trust_checkpoints() if args.trust_checkpoint \
         else contextlib.nullcontext()
