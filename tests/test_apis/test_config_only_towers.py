@@ -79,15 +79,16 @@ def test_tools_test_runs_from_checkpoint(towers, shared_data, tmp_path):
     if not osp.isdir(root):
         pytest.skip('rsicd_sample is absent')
     out = str(tmp_path / 'metrics.json')
-    cmd = [
-        sys.executable, osp.join(REPO, 'tools', 'test.py'), CONFIG, ckpt,
-        '--work-dir', str(tmp_path / 'work'), '--out', out, '--cfg-options'
-    ] + [f'{k}={v}' for k, v in _options(bare).items()] + [
-        f'test_dataloader.dataset.data_root={root}',
-        'test_dataloader.dataset.ann_file=dataset_rsicd_sample.json',
-        'test_dataloader.dataset.class_map=None',
-        'test_dataloader.num_workers=0', 'test_dataloader.batch_size=4'
-    ]
+    options = dict(_options(bare))
+    loader = dict(num_workers=0, batch_size=4)
+    dataset = dict(data_root=root, ann_file='dataset_rsicd_sample.json',
+                   class_map=None)
+    options.update({f'test_dataloader.{k}': v for k, v in loader.items()})
+    options.update(
+        {f'test_dataloader.dataset.{k}': v for k, v in dataset.items()})
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'test.py'), CONFIG, ckpt,
+           '--work-dir', str(tmp_path / 'work'), '--out', out,
+           '--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
     env = dict(os.environ, HF_HUB_OFFLINE='1')
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=env,
                           capture_output=True, text=True, timeout=300)
