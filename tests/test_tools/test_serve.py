@@ -360,3 +360,17 @@ def test_real_http_round_trip(generated, monkeypatch, capsys):
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert f'on http://127.0.0.1:{server.port}/' in capsys.readouterr().out
+
+
+def test_page_says_when_every_query_word_is_unknown(generated):
+    client = create_app(generated['model'], generated['index'],
+                        None).test_client()
+    html = client.get('/', query_string=dict(q='zzqx qqvw')).get_data(
+        as_text=True)
+    assert 'id="unknown-words"' in html and "model's vocabulary" in html
+    assert client.get('/api/text', query_string=dict(
+        q='zzqx qqvw')).get_json()['unknown_words'] is True
+    known = client.get('/', query_string=dict(q='buildings'))
+    assert 'id="unknown-words"' not in known.get_data(as_text=True)
+    assert client.get('/api/text', query_string=dict(
+        q='buildings')).get_json()['unknown_words'] is False
