@@ -18,9 +18,15 @@ under the same load; a training step with the chosen threads within 2x of
 the best of (1 thread, all cores) measured without the busy processes
 (``--busy 0`` run first, or ``--idle-ms``).
 
+``--demo-epochs N`` instead times whole ``tools/demo.py --epochs N`` runs
+(subprocesses, alternating: the automatic threads, then ``--threads`` of
+every core as before), the busy processes running throughout.
+
 Example::
 
     python tools/benchmarks/thread_contention.py --busy 1 --reps 5
+    python tools/benchmarks/thread_contention.py --busy 1 --demo-epochs 2 \
+        --reps 2
 """
 import argparse
 import contextlib
@@ -114,6 +120,31 @@ def step_rows(reps: int, chosen: int):
     return times
 
 
+def demo_rows(reps: int, epochs: int):
+    """Wall seconds of whole demo runs, automatic vs every-core threads."""
+    root = osp.dirname(osp.dirname(HERE))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('OMP_NUM_THREADS', 'RSITR_MM_THREADS')}
+    times = {'auto threads': [], f'--threads {usable_cores()}': []}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = osp.join(tmp, 'data')
+        from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
+        generate_synthetic_dataset(data, 2000, 64, seed=0, progress=False)
+        for _ in range(reps):
+            for name in times:
+                extra = [] if name == 'auto threads' else [
+                    '--threads', str(usable_cores())]
+                cmd = [sys.executable, osp.join(root, 'tools', 'demo.py'),
+                       '--epochs', str(epochs), '--data-root', data,
+                       '--work-dir', osp.join(tmp, 'work')] + extra
+                t0 = time.perf_counter()
+                subprocess.run(cmd, env=env, check=True,
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def table(times, unit='ms'):
     lines = [f'| | best ({unit}) | median ({unit}) |', '|---|---:|---:|']
     for name, values in times.items():
@@ -130,6 +161,8 @@ def main(argv=None) -> None:
     p.add_argument('--images', type=int, default=1093)
     p.add_argument('--skip-step', action='store_true',
                    help='only the metric')
+    p.add_argument('--demo-epochs', type=int, default=None,
+                   help='time whole demo runs of this many epochs instead')
     p.add_argument('--idle-ms', type=float, default=None,
                    help='best demo step time of an idle run, for the 2x '
                    'goal')
@@ -139,6 +172,12 @@ def main(argv=None) -> None:
         print(f'{usable_cores()} usable cores, {args.busy} busy process(es) '
               f'started, 1-min load {os.getloadavg()[0]:.1f} '
               f'(rounded {busy_cores()}); chosen threads: {chosen} ({why})\n')
+        if args.demo_epochs:
+            demo = demo_rows(args.reps, args.demo_epochs)
+            print(f'tools/demo.py --epochs {args.demo_epochs} (wall '
+                  'seconds, scenes generated beforehand):\n')
+            print(table(demo, 's'))
+            return
         rec = recall_rows(args.reps, args.images)
         print(f'retrieval_recall, {args.images} x {5 * args.images}, '
               f'{args.reps} interleaved reps:\n')
