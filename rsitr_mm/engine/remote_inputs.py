@@ -24,8 +24,11 @@ import functools
 import os
 import os.path as osp
 import socket
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:  # preflight imports this module
+    from .preflight import PathCheck
 
 HUB_HOST = 'huggingface.co'
 
@@ -107,7 +110,7 @@ def url_hint(url: str, key: str, init_key: Optional[str] = None) -> str:
     return hint + '.'
 
 
-def remote_checks(cfg: Any) -> List['PathCheck']:  # noqa: F821
+def remote_checks(cfg: Any) -> List['PathCheck']:
     """Hub ids and URLs of ``cfg`` that cannot be fetched now.
 
     Args:
