@@ -277,7 +277,7 @@ def test_hook_logs_one_line_with_counts_and_time(tmp_path):
         f'from 1 annotation file(s) [{ann!r}] in ')
     assert line.endswith(' s')
     priors = build_object_priors([ann])
-    head = SimpleNamespace(priors=priors)
+    head = SimpleNamespace(priors=priors, vocab=list(priors.vocab))
     assert describe_train_state(head) == (
         f'object priors of {priors.num_images} images x '
         f'{priors.num_nouns} nouns')

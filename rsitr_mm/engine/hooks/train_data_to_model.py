@@ -104,13 +104,13 @@ def train_annotation_files(dataset: Any) -> List[str]:
 def describe_train_state(module: Any) -> str:
     """What a module built from the training data, with its counts (a
     vocabulary's words, object priors' images and nouns)."""
+    priors = getattr(module, 'priors', None)  # OSFCM (its noun list is
+    if priors is not None and hasattr(priors, 'num_nouns'):  # a vocab too)
+        return (f'object priors of {priors.num_images} images x '
+                f'{priors.num_nouns} nouns')
     vocab = getattr(module, 'vocab', None)
     if vocab is not None and hasattr(vocab, '__len__'):
         return f'vocabulary of {len(vocab)} words'
-    priors = getattr(module, 'priors', None)
-    if priors is not None and hasattr(priors, 'num_nouns'):
-        return (f'object priors of {priors.num_images} images x '
-                f'{priors.num_nouns} nouns')
     return type(module).__name__
 
 
