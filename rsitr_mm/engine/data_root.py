@@ -16,9 +16,12 @@ elsewhere are left alone.
 
 A user config that inherits a dataset config and sets its own ``data_root``
 has datasets that still hold the *base* file's root (mmengine filled them in
-when the base was read). So the roots moved are the file's ``data_root``
-and every ``data_root`` the dataloaders' datasets hold; the printed line
-says how many paths moved from each, and says so when none did.
+when the base was read). So when no dataset lies under the file's
+``data_root`` and all of them hold one other root, that root moves too.
+Dataset roots under the file's ``data_root`` (several sources under
+``data/``) keep their place below the new root. The printed line says how
+many paths moved from which root, which dataset roots were left (several
+unrelated ones: ambiguous) and says so when nothing moved.
 """
 import os.path as osp
 from typing import Any, List, Optional, Sequence, Tuple, Union
@@ -114,16 +117,40 @@ def dataset_roots(cfg: Any) -> List[str]:
     return roots
 
 
+def inherited_roots(cfg: Any, file_root: Optional[str]
+                    ) -> Tuple[List[str], List[str]]:
+    """Dataset roots to move with ``file_root``, and those left alone.
+
+    Returns:
+        tuple[list[str], list[str]]: ``([root], [])`` when no dataset lies
+        under ``file_root`` and all hold that one root (inherited from a
+        base config); else ``([], roots outside file_root)``.
+    """
+    roots = dataset_roots(cfg)
+    outside = [r for r in roots
+               if not file_root or _reroot(r, [file_root], '.') is None]
+    if file_root and len(outside) == len(roots) == 1:
+        return outside, []
+    return [], outside
+
+
 def describe_moves(changed: Sequence[Tuple[str, str, str]],
                    roots: Sequence[str], file_root: Optional[str],
-                   new_root: str) -> str:
-    """One line saying how many paths moved from which root."""
+                   new_root: str, left: Sequence[str] = ()) -> str:
+    """One line saying how many paths moved from which root (and which
+    dataset roots were left)."""
     head = f'data_root {file_root!r} -> {new_root!r}: '
+    tail = ''
+    if left:
+        tail = ('; not moved: datasets under ' +
+                ', '.join(repr(r) for r in left) + ' (not under data_root; '
+                'set their data_root, e.g. --cfg-options '
+                'train_dataloader.dataset.data_root=DIR)')
     if not changed:
         return (head + 'moved 0 paths (no path of the config lies under '
-                f'{", ".join(repr(r) for r in roots) or repr(file_root)}); '
-                'set each dataset\'s path, e.g. --cfg-options '
-                'test_dataloader.dataset.data_root=DIR')
+                f'{", ".join(repr(r) for r in roots) or repr(file_root)})'
+                + (tail or '; set each dataset\'s path, e.g. --cfg-options '
+                   'test_dataloader.dataset.data_root=DIR'))
     longest_first = sorted(roots, key=len, reverse=True)
     counts = []
     for root in roots:
@@ -134,7 +161,8 @@ def describe_moves(changed: Sequence[Tuple[str, str, str]],
             inherited = '' if root == file_root else \
                 ' (inherited from a base config)'
             counts.append(f'{n} under {root!r}{inherited}')
-    return head + f'moved {len(changed)} path(s): ' + ', '.join(counts)
+    return head + f'moved {len(changed)} path(s): ' + ', '.join(counts) \
+        + tail
 
 
 def merge_cfg_options(cfg: Any, options: Optional[dict]) -> None:
@@ -149,14 +177,16 @@ def merge_cfg_options(cfg: Any, options: Optional[dict]) -> None:
     if not options:
         return
     old_root = cfg.get('data_root', None)
-    roots = [old_root] if isinstance(old_root, str) and old_root else []
-    roots += [r for r in dataset_roots(cfg) if r not in roots]
+    if not isinstance(old_root, str) or not old_root:
+        old_root = None
+    inherited, left = inherited_roots(cfg, old_root)
+    roots = ([old_root] if old_root else []) + inherited
     cfg.merge_from_dict(options)
     new_root = options.get('data_root', None)
     if isinstance(new_root, str):
         changed = reroot_data_paths(cfg, roots, new_root)
         moved_from = [r for r in roots
                       if r.rstrip('/') != new_root.rstrip('/')]
-        if changed or moved_from:
-            print(describe_moves(changed, moved_from, old_root, new_root),
-                  flush=True)
+        if changed or moved_from or left:
+            print(describe_moves(changed, moved_from, old_root, new_root,
+                                 left), flush=True)

@@ -170,6 +170,30 @@ def test_data_root_override_moves_paths_a_user_config_inherited(tmp_path,
     assert "under 'data/rsitmd' (inherited from a base config)" in out
 
 
+def test_data_root_override_keeps_sources_under_the_root(tmp_path, capsys):
+    """Several sources under the file's data_root ('data/rsicd',
+    'data/rsitmd' under 'data') keep their place below the new root."""
+    cfg = _cfg('clip_vit-b32_ret2_rsicd.py')
+    new = str(tmp_path / 'all')
+    merge_cfg_options(cfg, {'data_root': new})
+    roots = [d.data_root for d in cfg.train_dataloader.dataset.datasets]
+    assert roots and all(r.startswith(new + '/') for r in roots)
+    assert len(set(roots)) == len(roots) > 1
+    assert 'not moved' not in capsys.readouterr().out
+
+
+def test_data_root_override_leaves_unrelated_roots_and_says_so(capsys):
+    cfg = Config(dict(data_root='mine', train_dataloader=dict(dataset=dict(
+        datasets=[dict(data_root='a/x', ann_file='1.json'),
+                  dict(data_root='b/y', ann_file='2.json')]))))
+    merge_cfg_options(cfg, {'data_root': 'new'})
+    assert [d.data_root for d in cfg.train_dataloader.dataset.datasets] == [
+        'a/x', 'b/y']
+    out = capsys.readouterr().out
+    assert "moved 0 paths" in out and "not moved: datasets under 'a/x', " \
+        "'b/y'" in out
+
+
 def test_data_root_override_says_when_nothing_moved(capsys):
     cfg = Config(dict(data_root='a', train_dataloader=dict(
         dataset=dict(data_root='/abs/elsewhere/x', ann_file='y.json'))))
