@@ -24,6 +24,7 @@ import functools
 import os
 import os.path as osp
 import socket
+import threading
 from typing import TYPE_CHECKING, Any, List, Optional
 from urllib.parse import urlparse
 
@@ -42,12 +43,24 @@ def hub_offline_by_env() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within ``timeout``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """Whether a TCP connection to ``host:port`` opens within ``timeout``.
+
+    The name lookup runs in a daemon thread, so a resolver that hangs
+    costs ``timeout`` too, not its own retries.
+    """
+    result: List[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
 
 
 def hub_cached(hub_id: str) -> bool:
