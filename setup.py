@@ -51,6 +51,39 @@ def add_mim_extension() -> None:
             shutil.copyfile(src, dst)
 
 
+def point_top_level_at_source(dist_info_dir: str) -> None:
+    """Let ``rsitr_mm::`` and ``mim`` find an editable install's ``.mim``.
+
+    mmengine (``Config``'s ``pkg::`` resolution) and mim (``mim search /
+    train / test``) locate a package as ``<dist location>/<top_level.txt's
+    first line>``. An editable install (PEP 660) keeps its metadata in
+    site-packages and the package in the source tree, so that path does
+    not exist. The first line becomes the absolute path of the source
+    package (``os.path.join`` then returns it unchanged); the module name
+    stays on the next line for tools that read every line.
+    """
+    top_level = osp.join(dist_info_dir, 'top_level.txt')
+    source = osp.join(osp.dirname(osp.abspath(__file__)), 'rsitr_mm')
+    with open(top_level, 'w', encoding='utf-8') as f:
+        f.write(f'{source}\nrsitr_mm\n')
+
+
+def mim_cmdclass() -> dict:
+    """``editable_wheel`` that applies :func:`point_top_level_at_source`."""
+    try:
+        from setuptools.command.editable_wheel import editable_wheel
+    except ImportError:  # setuptools < 64: ``develop`` keeps the source
+        return {}       # folder as the distribution's location
+
+    class MimEditableWheel(editable_wheel):
+
+        def _ensure_dist_info(self):
+            super()._ensure_dist_info()
+            point_top_level_at_source(str(self.dist_info_dir))
+
+    return {'editable_wheel': MimEditableWheel}
+
+
 def get_version() -> str:
     scope: dict = {}
     with open(osp.join('rsitr_mm', 'version.py'), encoding='utf-8') as f:
@@ -94,4 +127,5 @@ setup(
         'serve': ['flask>=3.0'],
     },
     zip_safe=False,
+    cmdclass=mim_cmdclass(),
 )

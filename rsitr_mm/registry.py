@@ -8,8 +8,14 @@ package (``_base_ = 'rsitr_mm::_base_/...'``): mmengine marks every dict
 with a ``type`` from such a base with ``_scope_='rsitr_mm'`` and builds it
 in the registry of that scope, which imports this module. Each registry
 here is empty and looks names up in its mmpretrain parent, so the
-``rsitr_mm`` scope builds exactly what the ``mmpretrain`` scope builds.
+``rsitr_mm`` scope builds exactly what the ``mmpretrain`` scope builds; each
+imports its parent's locations too (mmengine looks names up in a parent
+without importing them: ``UniversalVisualizer`` lives in
+``mmpretrain.visualization``). ``FUNCTIONS`` (parent: mmengine's) holds
+``rsitr_mm.default_collate``, the collate function of the shipped
+dataloaders (:mod:`rsitr_mm.datasets.collate`).
 """
+from mmengine.registry import FUNCTIONS as _MMENGINE_FUNCTIONS
 from mmengine.registry import Registry
 from mmpretrain import registry as _mmpretrain
 
@@ -25,7 +31,8 @@ def _child(name: str) -> Registry:
     parent = getattr(_mmpretrain, name)
     # importing rsitr_mm registers its modules (in the parent)
     return Registry(
-        parent.name, parent=parent, scope='rsitr_mm', locations=['rsitr_mm'])
+        parent.name, parent=parent, scope='rsitr_mm',
+        locations=['rsitr_mm'] + list(getattr(parent, '_locations', [])))
 
 
 RUNNERS = _child('RUNNERS')
@@ -50,5 +57,8 @@ METRICS = _child('METRICS')
 EVALUATORS = _child('EVALUATORS')
 VISUALIZERS = _child('VISUALIZERS')
 VISBACKENDS = _child('VISBACKENDS')
+FUNCTIONS = Registry(
+    'function', parent=_MMENGINE_FUNCTIONS, scope='rsitr_mm',
+    locations=['rsitr_mm.datasets.collate'])
 
-__all__ = list(_NAMES)
+__all__ = list(_NAMES) + ['FUNCTIONS']

@@ -63,7 +63,7 @@ def test_config_builds_and_trains_one_step(path, assets):
     assert cfg.default_scope == 'mmpretrain'
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(loader) is not None:
-            assert cfg[loader].collate_fn == dict(type='default_collate')
+            assert cfg[loader].collate_fn == dict(type='rsitr_mm.default_collate')
     assert cfg.test_cfg.type == 'RSRetrievalTestLoop'
     init_default_scope('mmpretrain')
     model = MODELS.build(_localise(cfg.model.to_dict(), assets))

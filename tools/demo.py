@@ -17,10 +17,13 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from rsitr_mm.datasets.synthetic import generate_synthetic_dataset
-from rsitr_mm.engine.launch import (format_retrieval_table,
+from rsitr_mm.engine.launch import (describe_cpu_processes,
+                                    format_retrieval_table,
                                     set_dataloader_defaults)
 from rsitr_mm.engine.runners import encode_loader
 from rsitr_mm.evaluation import chance_recall
+from rsitr_mm.utils.threads import (add_threads_arg, loader_workers,
+                                   setup_threads)
 
 DEFAULT_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
@@ -36,17 +39,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--image-size', type=int, default=64)
     parser.add_argument('--epochs', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
+    add_threads_arg(parser)
     return parser.parse_args()
 
 
 def write_example(model, dataset, image_feat, text_feat, out_file) -> str:
-    """Query by the first test caption; print and draw the top-5 images."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from PIL import Image
+    """Query by the first test caption; print and draw the top-5 images
+    (the captioned image framed green, or drawn with its rank when it is
+    not among them)."""
+    from types import SimpleNamespace
+
+    from rsitr_mm.visualization import draw_image_results
 
     query_id = 0
+    gold = query_id // 5
     captions = [
         c for i in range(len(dataset))
         for c in dataset.get_data_info(i)['text']
@@ -54,50 +60,33 @@ def write_example(model, dataset, image_feat, text_feat, out_file) -> str:
     query = captions[query_id]
     scores = (image_feat @ text_feat[query_id]).cpu()
     top = torch.topk(scores, k=5)
+    gold_rank = int((scores > scores[gold]).sum())
     lines = [f'Text query: "{query}"']
-    fig, axes = plt.subplots(1, 6, figsize=(15, 3))
-    axes[0].axis('off')
-    axes[0].text(0, 0.5, '\n'.join(_wrap(query, 28)), fontsize=9,
-                 va='center')
+    paths = []
     for rank, (score, idx) in enumerate(zip(top.values, top.indices), 1):
         info = dataset.get_data_info(int(idx))
-        correct = int(idx) == query_id // 5
+        paths.append(info['img_path'])
         lines.append(f'  {rank}. {info["filename"]:<24} score {score:.3f}'
-                     f'{"  <- the captioned image" if correct else ""}')
-        axes[rank].imshow(Image.open(info['img_path']).convert('RGB'))
-        axes[rank].set_title(f'{rank}: {score:.2f}' + (' *' if correct
-                                                        else ''))
-        axes[rank].axis('off')
-    gold = query_id // 5
-    lines.append(f'  (the captioned image, {dataset.get_data_info(gold)["filename"]}, '
-                 f'ranks #{int((scores > scores[gold]).sum()) + 1} '
-                 f'of {len(scores)})')
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
+                     f'{"  <- the captioned image" if idx == gold else ""}')
+    gold_info = dataset.get_data_info(gold)
+    lines.append(f'  (the captioned image, {gold_info["filename"]}, '
+                 f'ranks #{gold_rank + 1} of {len(scores)})')
+    draw_image_results(
+        SimpleNamespace(queries=[query], items=[paths],
+                        scores=top.values.numpy()[None]),
+        out_file, 'text', hits=[[int(i) == gold for i in top.indices]],
+        gold=[(gold_rank, gold_info['img_path'], float(scores[gold]))])
     # image -> text for the same image
-    img_scores = (text_feat @ image_feat[query_id // 5]).cpu()
+    img_scores = (text_feat @ image_feat[gold]).cpu()
     best = torch.topk(img_scores, k=3).indices.tolist()
-    lines.append(f'Image query: {dataset.get_data_info(query_id // 5)["filename"]}')
+    lines.append(f'Image query: {gold_info["filename"]}')
     for rank, j in enumerate(best, 1):
-        mark = '  <- one of its captions' if j // 5 == query_id // 5 else ''
+        mark = '  <- one of its captions' if j // 5 == gold else ''
         lines.append(f'  {rank}. "{captions[j]}"{mark}')
-    own = img_scores[5 * (query_id // 5):5 * (query_id // 5) + 5].max()
+    own = img_scores[5 * gold:5 * gold + 5].max()
     lines.append(f'  (its best own caption ranks '
                  f'#{int((img_scores > own).sum()) + 1} of {len(img_scores)})')
     return '\n'.join(lines)
-
-
-def _wrap(text: str, width: int):
-    words, line, out = text.split(), '', []
-    for w in words:
-        if len(line) + len(w) + 1 > width and line:
-            out.append(line)
-            line = w
-        else:
-            line = f'{line} {w}'.strip()
-    out.append(line)
-    return out
 
 
 def main() -> None:
@@ -125,8 +114,12 @@ def main() -> None:
         cfg.train_cfg.max_epochs = args.epochs
     cfg.randomness = dict(seed=args.seed, deterministic=False)
     set_dataloader_defaults(cfg)
+    setup_threads(args.threads, loader_workers(cfg))
+    device = 'GPU' if torch.cuda.is_available() else 'CPU'
+    if device == 'CPU':
+        describe_cpu_processes()  # the Runner's header: no "GPU number"
 
-    print('[2/4] Training (CPU) ...')
+    print(f'[2/4] Training ({device}) ...')
     t_train = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()

@@ -44,9 +44,12 @@ from typing import List, Optional
 
 from rsitr_mm.engine.config_check import CfgOptionsAction
 
+from rsitr_mm.utils.threads import add_threads_arg, setup_threads
+
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    add_threads_arg(p)
     p.add_argument(
         '--trust-checkpoint',
         action='store_true',
@@ -221,6 +224,7 @@ def _read_image_list(path: str) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    setup_threads(args.threads, getattr(args, 'num_workers', 0))
     from rsitr_mm.apis import (ImageIndex, init_retriever, search_by_image,
                                search_by_text, search_captions)
 

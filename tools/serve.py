@@ -17,6 +17,8 @@ from typing import List, Optional
 
 from rsitr_mm.engine.config_check import CfgOptionsAction
 
+from rsitr_mm.utils.threads import add_threads_arg, setup_threads
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -42,6 +44,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--port', type=int, default=8000,
         help='port to listen on (0: any free port)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    add_threads_arg(parser)
     parser.add_argument(
         '--max-upload-mb', type=float, default=10,
         help='largest accepted upload, in MiB')
@@ -103,6 +106,7 @@ def build_server(args: argparse.Namespace):
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    setup_threads(args.threads)
     server = build_server(args)
     host = server.server_address[0]
     if host not in ('127.0.0.1', 'localhost', '::1'):

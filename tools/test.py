@@ -48,6 +48,8 @@ from rsitr_mm.engine.launch import (default_work_dir, ensure_local_rank,
 from rsitr_mm.engine.preflight import run_preflight
 from rsitr_mm.evaluation.functional.retrieval_recall import gold_ranks
 from rsitr_mm.utils.safe_load import check_state_dict, trust_checkpoints
+from rsitr_mm.utils.threads import (add_threads_arg, loader_workers,
+                                   setup_threads)
 
 #: version of the ``--out-item pred`` file layout (docs/predictions.md)
 PRED_FORMAT_VERSION = 1
@@ -105,6 +107,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    add_threads_arg(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if args.out_item is not None and args.out is None:
@@ -239,6 +242,13 @@ def build_predictions(sim: torch.Tensor,
         meta=dict(meta or {}))
 
 
+def _tie_rank(scores: np.ndarray, item: int) -> int:
+    """0-based rank of ``item`` in ``scores`` under the metric's tie rule
+    (higher scores, then equal scores at lower indices, come first)."""
+    value = scores[item]
+    return int((scores > value).sum() + (scores[:item] == value).sum())
+
+
 def draw_predictions(pred: Dict[str, Any], show_dir: str,
                      num: int = 10, k: int = SHOW_TOPK) -> List[str]:
     """Retrieval grids of the first ``num`` queries of each direction.
@@ -246,7 +256,9 @@ def draw_predictions(pred: Dict[str, Any], show_dir: str,
     Writes ``i2t_<image>.png`` (the query image and its top-k captions) and
     ``t2i_<caption>.png`` (the query caption and its top-k images), numbered
     as the rows of the ``pred`` record; ground-truth results are titled
-    green, the others red.
+    green (and framed), the others red; a gold item ranked below the top k
+    is drawn with its rank, and identical captions are shown once with
+    their count.
 
     Returns:
         list[str]: the files written.
@@ -267,17 +279,21 @@ def draw_predictions(pred: Dict[str, Any], show_dir: str,
         result = SimpleNamespace(
             queries=[paths[i]], items=[[captions[j] for j in top]],
             scores=sim[i, top][None])
+        gold = [(_tie_rank(sim[i], j), captions[j], float(sim[i, j]))
+                for j in np.flatnonzero(gt_image == i)]
         written.append(draw_caption_results(
             result, osp.join(show_dir, f'i2t_{i:05d}.png'),
-            hits=[[gt_image[j] == i for j in top]]))
+            hits=[[gt_image[j] == i for j in top]], gold=[sorted(gold)]))
     for j in range(min(num, len(captions))):
         top = pred['t2i_topk'][j][:k]
         result = SimpleNamespace(
             queries=[captions[j]], items=[[paths[i] for i in top]],
             scores=sim[top, j][None])
+        g = int(gt_image[j])
         written.append(draw_image_results(
             result, osp.join(show_dir, f't2i_{j:05d}.png'), 'text',
-            hits=[[i == gt_image[j] for i in top]]))
+            hits=[[i == g for i in top]],
+            gold=[(int(pred['t2i_rank'][j]), paths[g], float(sim[g, j]))]))
     return written
 
 
@@ -332,6 +348,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     merge_cfg_options(cfg, args.cfg_options)  # data_root=DIR moves a dataset
     run_preflight(cfg, ('test', ), args.config)  # one checklist, exit 2
     set_dataloader_defaults(cfg)
+    setup_threads(args.threads, loader_workers(cfg))
     setup_launcher(cfg, args.launcher)
     trust = trust_checkpoints() if args.trust_checkpoint \
         else contextlib.nullcontext()

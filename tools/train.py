@@ -15,6 +15,8 @@ from rsitr_mm.engine.launch import (apply_tf32, default_work_dir,
                                     ensure_local_rank, finish_distributed,
                                     set_dataloader_defaults, setup_launcher)
 from rsitr_mm.engine.preflight import run_preflight
+from rsitr_mm.utils.threads import (add_threads_arg, loader_workers,
+                                   setup_threads)
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,6 +62,7 @@ def parse_args() -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    add_threads_arg(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     ensure_local_rank(args.local_rank)
@@ -101,6 +104,7 @@ def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     run_preflight(cfg, ('train', ), args.config)  # one checklist, exit 2
+    setup_threads(args.threads, loader_workers(cfg))
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     from rsitr_mm.utils import trust_checkpoints

@@ -1,4 +1,5 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
+from .collate import COLLATE_TYPE, scoped_default_collate
 from .label_sources import (LABEL_RULES, SYDNEY_CLASSES, UCM_CLASSES,
                             filename_prefix_label, load_class_map,
                             normalize_class_name, sydney_keyword_label,
@@ -15,6 +16,7 @@ from .rs_retrieval import RSRetrievalDataset
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
+    'COLLATE_TYPE', 'scoped_default_collate',
     'ObjectPriors', 'build_object_priors', 'extract_object_nouns',
     'load_lexicon',
     'RSRetrievalDataset', 'RSICD', 'RSITMD', 'UCMCaptions', 'SydneyCaptions',

@@ -18,7 +18,11 @@ What is checked (only what the run will read):
   ``ann_file`` / ``ann_files`` (overrides in a user's model config; the
   shipped configs take the BiGRU vocabulary and OSFCM priors from the
   training dataset, whose ``ann_file`` is checked above);
-* ``load_from`` (a local file or a URL).
+* ``load_from`` (a local file or a URL);
+* hub ids and ``http(s)://`` URLs (``pretrained``, ``tokenizer``,
+  ``init_cfg.checkpoint``, ``load_from``) when they can be neither read from
+  the local caches nor downloaded now (offline): see
+  :mod:`rsitr_mm.engine.remote_inputs`.
 
 Files the run writes itself (vocabulary and prior caches) are not inputs and
 are not checked.
@@ -48,7 +52,7 @@ class PathCheck:
         key (str): The config key that names it
             (``train_dataloader.dataset.ann_file``).
         path (str): The path as the run resolves it.
-        kind (str): ``'file'`` or ``'dir'``.
+        kind (str): ``'file'``, ``'dir'``, ``'hub'`` (a hub id) or ``'url'``.
         hint (str): Where to get it.
     """
     key: str
@@ -58,7 +62,12 @@ class PathCheck:
 
     @property
     def exists(self) -> bool:
-        """Whether the path exists with the expected kind."""
+        """Whether the path exists with the expected kind (a hub id or URL:
+        cached or downloadable now)."""
+        if self.kind in ('hub', 'url'):
+            from .remote_inputs import hub_available, url_available
+            return (hub_available(self.path) if self.kind == 'hub' else
+                    url_available(self.path))
         return osp.isfile(self.path) if self.kind == 'file' else osp.isdir(
             self.path)
 
@@ -206,10 +215,15 @@ def collect_path_checks(cfg: Any,
         checks.append(
             PathCheck('load_from', load_from, 'file',
                       'a checkpoint written by tools/train.py'))
+    from .remote_inputs import remote_checks
+    checks += remote_checks(cfg)
     seen, unique = set(), []
     for check in checks:
-        if (check.path, check.kind) not in seen:
-            seen.add((check.path, check.kind))
+        # a hub id or URL: one line per key that names it
+        ident = (check.path, check.kind) if check.kind in ('file', 'dir') \
+            else (check.key, )
+        if ident not in seen:
+            seen.add(ident)
             unique.append(check)
     return unique
 
@@ -226,12 +240,21 @@ def format_checklist(missing: Sequence[PathCheck], config: str = '') -> str:
         groups.setdefault(check.hint, []).append(check)
     for hint, checks in groups.items():
         for check in checks:
-            what = 'folder' if check.kind == 'dir' else 'file'
-            lines.append(f'  [ ] {check.key} = {check.path!r} (no such {what})')
+            lines.append(f'  [ ] {check.key} = {check.path!r} '
+                         f'({_MISSING[check.kind]})')
         lines.append(f'      get it: {hint}')
     lines.append('Override any of them with --cfg-options KEY=PATH; move a '
                  'whole dataset with --cfg-options data_root=DIR.')
     return '\n'.join(lines)
+
+
+#: why an input of each kind is listed
+_MISSING = {
+    'file': 'no such file',
+    'dir': 'no such folder',
+    'hub': 'hub id not in the local cache, and the hub cannot be reached',
+    'url': 'not in the local cache, and its host cannot be reached',
+}
 
 
 class PreflightError(FileNotFoundError):

@@ -325,7 +325,10 @@ def create_app(model: nn.Module,
                              f'the limit is {max_query_chars}')
         with lock:
             result = search_by_text(model, index, [query.strip()], k=num)
-        return dict(query=query.strip(), k=num, images=rows_of(result))
+        # no query word in the model's vocabulary: the scores rank an
+        # empty query, and the page says so
+        return dict(query=query.strip(), k=num, images=rows_of(result),
+                    unknown_words=bool(result.unknown_queries))
 
     def image_query() -> dict:
         num = parse_k()

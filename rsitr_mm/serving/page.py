@@ -95,6 +95,10 @@ PAGE = r"""<!doctype html>
   {% if error %}<div class="error" id="error">{{ error }}</div>{% endif %}
 
   {% if text %}
+  {% if text.unknown_words %}<div class="error" id="unknown-words">None of
+    the words of &ldquo;{{ text.query }}&rdquo; is in the model's vocabulary:
+    the images below answer an empty query, not these words. Try the words of
+    the training captions.</div>{% endif %}
   <h2>Top {{ text.images|length }} images for
     &ldquo;{{ text.query }}&rdquo;</h2>
   <div class="grid" id="images">

@@ -337,7 +337,7 @@ def test_base_config(name, dtype, scale):
     train, val, test = (cfg.train_dataloader, cfg.val_dataloader,
                         cfg.test_dataloader)
     for loader in (train, val, test):
-        assert loader.collate_fn == dict(type='default_collate')
+        assert loader.collate_fn == dict(type='rsitr_mm.default_collate')
         assert loader.dataset.type == dtype
         assert loader.dataset.data_prefix == dict(img_path='images')
     assert train.sampler == dict(type='DefaultSampler', shuffle=True)

@@ -44,12 +44,75 @@ def test_every_missing_path_is_listed_at_once(tmp_path):
                 'train_dataloader.dataset.class_map',
                 'model.image_encoder.pretrained'):
         assert key in msg
-    # the hub id of the text tower is left to transformers
-    assert 'model.text_encoder.pretrained' not in msg
     assert 'clip_to_hf.py' in msg
 
 
-def test_present_paths_pass(shared_data):
+def _no_network(monkeypatch, tmp_path):
+    """Nothing reachable, empty hub and torch caches."""
+    from rsitr_mm.engine import remote_inputs
+    monkeypatch.setattr(remote_inputs, 'reachable', lambda *a, **k: False)
+    monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf'))
+    monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path / 'hf' / 'hub'))
+    import torch.hub
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'th'))
+
+
+def _only_remote(cfg):
+    return [c for c in collect_path_checks(cfg, ('train', ))
+            if c.kind in ('hub', 'url')]
+
+
+def test_offline_lists_every_hub_id_with_its_key(tmp_path, monkeypatch):
+    _no_network(monkeypatch, tmp_path)
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    cfg = _cfg('osdpm_rsicd.py')
+    checks = _only_remote(cfg)
+    assert [c.key for c in checks] == ['model.image_encoder.pretrained',
+                                       'model.text_encoder.pretrained']
+    with pytest.raises(PreflightError) as info:
+        preflight(cfg, ('train', ), 'osdpm_rsicd.py')
+    msg = str(info.value)
+    assert msg.count("'openai/clip-vit-base-patch32' (hub id not in the "
+                     'local cache') == 2
+    assert 'tools/model_converters/random_clip.py ViT-B-32' in msg
+
+
+def test_hub_ids_pass_when_cached_or_online(tmp_path, monkeypatch):
+    from rsitr_mm.engine import remote_inputs
+    _no_network(monkeypatch, tmp_path)
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setattr(remote_inputs, 'hub_cached', lambda hub_id: True)
+    assert _only_remote(_cfg('osdpm_rsicd.py')) == []
+    monkeypatch.setattr(remote_inputs, 'hub_cached', lambda hub_id: False)
+    monkeypatch.delenv('HF_HUB_OFFLINE')
+    monkeypatch.delenv('TRANSFORMERS_OFFLINE', raising=False)
+    monkeypatch.setattr(remote_inputs, 'reachable', lambda *a, **k: True)
+    assert _only_remote(_cfg('osdpm_rsicd.py')) == []
+
+
+def test_unreachable_checkpoint_url_gets_a_checklist_line(tmp_path,
+                                                          monkeypatch):
+    """SSJDN's ImageNet ResNet-50 URL: listed with the key, the cache path
+    and the from-scratch alternative; a cached file passes."""
+    _no_network(monkeypatch, tmp_path)
+    cfg = _cfg('ssjdn_rsitmd.py')
+    url = cfg.model.image_encoder.init_cfg.checkpoint
+    check, = _only_remote(cfg)
+    assert check.key == 'model.image_encoder.init_cfg.checkpoint'
+    with pytest.raises(PreflightError) as info:
+        preflight(cfg, ('train', ), 'ssjdn_rsitmd.py')
+    msg = str(info.value)
+    assert f'{url!r} (not in the local cache' in msg
+    assert 'model.image_encoder.init_cfg=None' in msg
+    cached = tmp_path / 'th' / 'checkpoints' / osp.basename(url)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b'x')
+    assert _only_remote(cfg) == []
+
+
+def test_present_paths_pass(shared_data, monkeypatch):
+    from rsitr_mm.engine import remote_inputs
+    monkeypatch.setattr(remote_inputs, 'hub_cached', lambda hub_id: True)
     root = osp.join(shared_data, 'rsicd_sample')
     cfg = _cfg('clip_vit-b32_zeroshot_rsicd.py')
     merge_cfg_options(cfg, {'data_root': root})
@@ -71,7 +134,8 @@ def test_data_root_override_moves_every_data_path(name, tmp_path):
     assert old + '/' not in text and f"'{old}'" not in text
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[loader].dataset.data_root == new
-    paths = [c.path for c in collect_path_checks(cfg, ('train', 'test'))]
+    paths = [c.path for c in collect_path_checks(cfg, ('train', 'test'))
+             if c.kind in ('file', 'dir')]
     assert paths and all(p.startswith(new) for p in paths
                          if 'checkpoint' not in p)
 
@@ -86,3 +150,53 @@ def test_reroot_leaves_other_paths_and_prefix_lookalikes_alone():
     assert cfg.c == ['/abs/data/rsicd/z', '/d/r'] and cfg.d.e == '/d/r/images'
     assert len(changed) == 3
     assert reroot_data_paths(cfg, 'x', 'x') == []
+
+
+def test_data_root_override_moves_paths_a_user_config_inherited(tmp_path,
+                                                                 capsys):
+    """A user config sets its own data_root over an inherited dataset
+    config: the datasets still hold the base's root, and the override moves
+    them too, saying from where."""
+    base = osp.join(REPO, 'configs', '_base_', 'datasets', 'rsitmd.py')
+    user = tmp_path / 'user.py'
+    user.write_text(f'_base_ = [{base!r}]\ndata_root = "my/rsitmd"\n')
+    cfg = Config.fromfile(str(user))
+    assert cfg.train_dataloader.dataset.data_root == 'data/rsitmd'
+    new = str(tmp_path / 'moved')
+    merge_cfg_options(cfg, {'data_root': new})
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.data_root == new
+    out = capsys.readouterr().out
+    assert "under 'data/rsitmd' (inherited from a base config)" in out
+
+
+def test_data_root_override_keeps_sources_under_the_root(tmp_path, capsys):
+    """Several sources under the file's data_root ('data/rsicd',
+    'data/rsitmd' under 'data') keep their place below the new root."""
+    cfg = _cfg('clip_vit-b32_ret2_rsicd.py')
+    new = str(tmp_path / 'all')
+    merge_cfg_options(cfg, {'data_root': new})
+    roots = [d.data_root for d in cfg.train_dataloader.dataset.datasets]
+    assert roots and all(r.startswith(new + '/') for r in roots)
+    assert len(set(roots)) == len(roots) > 1
+    assert 'not moved' not in capsys.readouterr().out
+
+
+def test_data_root_override_leaves_unrelated_roots_and_says_so(capsys):
+    cfg = Config(dict(data_root='mine', train_dataloader=dict(dataset=dict(
+        datasets=[dict(data_root='a/x', ann_file='1.json'),
+                  dict(data_root='b/y', ann_file='2.json')]))))
+    merge_cfg_options(cfg, {'data_root': 'new'})
+    assert [d.data_root for d in cfg.train_dataloader.dataset.datasets] == [
+        'a/x', 'b/y']
+    out = capsys.readouterr().out
+    assert "moved 0 paths" in out and "not moved: datasets under 'a/x', " \
+        "'b/y'" in out
+
+
+def test_data_root_override_says_when_nothing_moved(capsys):
+    cfg = Config(dict(data_root='a', train_dataloader=dict(
+        dataset=dict(data_root='/abs/elsewhere/x', ann_file='y.json'))))
+    merge_cfg_options(cfg, {'data_root': '/abs/elsewhere/x'})
+    assert 'moved 0 paths' in capsys.readouterr().out
+    assert cfg.train_dataloader.dataset.data_root == '/abs/elsewhere/x'

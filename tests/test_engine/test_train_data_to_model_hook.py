@@ -259,3 +259,47 @@ def test_modules_with_their_own_data_need_no_train_annotations(tmp_path):
     runner.model = torch.nn.ModuleList([bare])
     with pytest.raises(ValueError, match='no ann_file'):
         TrainDataToModelHook().before_run(runner)
+
+
+def test_hook_logs_one_line_with_counts_and_time(tmp_path):
+    """The vocabulary and the object priors built from the training data
+    are logged in one line with their counts, the files and the time."""
+    from types import SimpleNamespace
+
+    from mmengine.runner import BaseLoop
+
+    from rsitr_mm.datasets.object_priors import build_object_priors
+    from rsitr_mm.engine.hooks import TrainDataToModelHook
+    from rsitr_mm.engine.hooks.train_data_to_model import \
+        describe_train_state
+    from rsitr_mm.models.backbones import BiGRUTextEncoder
+
+    ann = generate_synthetic_dataset(
+        str(tmp_path / 'd'), num_images=6, image_size=32, seed=0,
+        split=(4, 1, 1), progress=False)
+
+    class Loop(BaseLoop):
+        def run(self):
+            pass
+
+    dataset = SimpleNamespace(ann_file=ann)
+    loop = Loop(None, torch.utils.data.DataLoader([0, 1]))
+    loop.dataloader = SimpleNamespace(dataset=dataset)
+    lines = []
+    enc = BiGRUTextEncoder(word_dim=8, hidden_dim=8)
+    runner = SimpleNamespace(model=torch.nn.ModuleDict(dict(text=enc)),
+                             _train_loop=loop,
+                             logger=SimpleNamespace(info=lines.append))
+    TrainDataToModelHook().before_run(runner)
+    line, = lines
+    words = len(Vocabulary.from_karpathy([ann]).idx2word)
+    assert line.startswith(
+        f'TrainDataToModelHook: built text: vocabulary of {words} words '
+        f'from 1 annotation file(s) [{ann!r}] in ')
+    assert line.endswith(' s')
+    priors = build_object_priors([ann])
+    head = SimpleNamespace(priors=priors, vocab=list(priors.vocab))
+    assert describe_train_state(head) == (
+        f'object priors of {priors.num_images} images x '
+        f'{priors.num_nouns} nouns')
+    assert priors.num_images == 4

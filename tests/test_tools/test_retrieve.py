@@ -127,3 +127,23 @@ def test_cli_end_to_end(setup, capsys):
         'a river crossing farmland'
     }
     assert osp.isfile(grid)
+
+
+def test_docs_commands_parse_and_name_the_query_model(load_tool):
+    """Every concrete ``tools/retrieve.py`` command of docs/search.md parses,
+    and its text / image searches name the model the tool requires."""
+    import shlex
+    tool = load_tool('retrieve')
+    with open(osp.join(REPO, 'docs', 'search.md'), encoding='utf-8') as f:
+        text = f.read().replace('\\\n', ' ')
+    commands = [line.split('python tools/retrieve.py', 1)[1]
+                for line in text.splitlines()
+                if line.startswith('python tools/retrieve.py')
+                and '[' not in line and '(' not in line]
+    searches = 0
+    for command in commands:
+        args = tool.parse_args(shlex.split(command))
+        if args.command in ('text', 'image'):
+            searches += 1
+            assert args.use_index_model or (args.config and args.checkpoint)
+    assert searches == 2

@@ -437,3 +437,17 @@ def test_busy_upload_slots_answer_503(generated, monkeypatch):
         release.set()
         worker.join(30)
     assert first[0].status_code == 200
+
+
+def test_page_says_when_every_query_word_is_unknown(generated):
+    client = create_app(generated['model'], generated['index'],
+                        None).test_client()
+    html = client.get('/', query_string=dict(q='zzqx qqvw')).get_data(
+        as_text=True)
+    assert 'id="unknown-words"' in html and "model's vocabulary" in html
+    assert client.get('/api/text', query_string=dict(
+        q='zzqx qqvw')).get_json()['unknown_words'] is True
+    known = client.get('/', query_string=dict(q='buildings'))
+    assert 'id="unknown-words"' not in known.get_data(as_text=True)
+    assert client.get('/api/text', query_string=dict(
+        q='buildings')).get_json()['unknown_words'] is False

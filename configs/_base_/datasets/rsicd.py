@@ -56,7 +56,7 @@ train_dataloader = dict(
     dataset=dict(**dataset_common, split='train', pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
     drop_last=True,
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='rsitr_mm.default_collate'),
 )
 val_dataloader = dict(
     batch_size=64,
@@ -64,7 +64,7 @@ val_dataloader = dict(
     dataset=dict(
         **dataset_common, split='val', test_mode=True, pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='rsitr_mm.default_collate'),
 )
 test_dataloader = dict(
     batch_size=64,
@@ -73,7 +73,7 @@ test_dataloader = dict(
         **dataset_common, split='test', test_mode=True,
         pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='rsitr_mm.default_collate'),
 )
 
 val_evaluator = dict(type='RSRetrievalMetric')

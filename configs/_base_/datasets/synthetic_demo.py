@@ -38,7 +38,7 @@ train_dataloader = dict(
         split='train',
         pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='rsitr_mm.default_collate'),
     drop_last=True,
 )
 val_dataloader = dict(
@@ -53,7 +53,7 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='rsitr_mm.default_collate'),
 )
 test_dataloader = dict(
     batch_size=64,
@@ -67,7 +67,7 @@ test_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='rsitr_mm.default_collate'),
 )
 val_evaluator = dict(type='RSRetrievalMetric')
 test_evaluator = val_evaluator

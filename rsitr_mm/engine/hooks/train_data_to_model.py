@@ -44,6 +44,7 @@ model then tokenises the captions itself, with the same function).
 """
 import gc
 import os.path as osp
+import time
 from typing import Any, List
 
 from mmengine.hooks import Hook
@@ -174,6 +175,19 @@ def attach_caption_data(dataloader: Any, model: Any) -> bool:
     return True
 
 
+def describe_train_state(module: Any) -> str:
+    """What a module built from the training data, with its counts (a
+    vocabulary's words, object priors' images and nouns)."""
+    priors = getattr(module, 'priors', None)  # OSFCM (its noun list is
+    if priors is not None and hasattr(priors, 'num_nouns'):  # a vocab too)
+        return (f'object priors of {priors.num_images} images x '
+                f'{priors.num_nouns} nouns')
+    vocab = getattr(module, 'vocab', None)
+    if vocab is not None and hasattr(vocab, '__len__'):
+        return f'vocabulary of {len(vocab)} words'
+    return type(module).__name__
+
+
 @HOOKS.register_module()
 class TrainDataToModelHook(Hook):
     """Build data-derived model state from the training dataset.
@@ -204,14 +218,17 @@ class TrainDataToModelHook(Hook):
         if not takers:
             return
         files = train_annotation_files(loop.dataloader.dataset)
-        resized = []
+        resized, built = [], []
+        start = time.perf_counter()
         for name, module in takers:
             if module.setup_from_train_data(files):
                 resized.append(name)
+            built.append(f'{name or "model"}: {describe_train_state(module)}')
+        runner.logger.info(
+            f'TrainDataToModelHook: built {"; ".join(built)} from '
+            f'{len(files)} annotation file(s) {files} in '
+            f'{time.perf_counter() - start:.1f} s')
         if resized:
-            runner.logger.info(
-                f'TrainDataToModelHook: built {", ".join(resized)} from '
-                f'{files}')
             self._rewrap(runner, model)
         self._shapes = self._param_shapes(model)
 

@@ -10,10 +10,17 @@ launch-bound (docs/benchmarks.md, "Training throughput"). Parameters whose
 groups carry identical hyper-parameters (lr, weight decay, betas, ...) can
 share one group without changing any update, which is what this
 constructor does after the default one has resolved ``paramwise_cfg``.
+
+The default constructor also logs one ``paramwise_options`` line per
+parameter and option (382 lines for OSDPM); here they are replaced by one
+line per resulting group: its options, its parameter count and the first
+parameter names.
 """
+import logging
 from typing import Any, Dict, List, Tuple
 
 import torch
+from mmengine.logging import MMLogger, print_log
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
@@ -48,6 +55,41 @@ def merge_param_groups(
 FUSED_BY_DEFAULT = ('Adam', 'AdamW')
 
 
+class _DropParamwiseLines(logging.Filter):
+    """Swallow mmengine's per-parameter ``paramwise_options`` records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith('paramwise_options -- ')
+
+
+def summarise_groups(groups: List[Dict[str, Any]],
+                     names: Dict[int, str],
+                     shown: int = 3) -> List[str]:
+    """One line per parameter group: options, size, first names.
+
+    Args:
+        groups (list[dict]): The optimizer's parameter groups.
+        names (dict[int, str]): ``id(param)`` -> parameter name.
+        shown (int): Names listed per group. Defaults to 3.
+
+    Returns:
+        list[str]: The lines.
+    """
+    lines = []
+    for i, group in enumerate(groups):
+        options = ', '.join(f'{k}={v:g}' if isinstance(v, float) else
+                            f'{k}={v}' for k, v in sorted(group.items())
+                            if k in ('lr', 'weight_decay', 'momentum'))
+        params = group['params']
+        first = [names.get(id(p), '?') for p in params[:shown]]
+        more = f', ... (+{len(params) - shown})' if len(params) > shown \
+            else ''
+        lines.append(f'param group {i}: {options}; {len(params)} tensors '
+                     f'({sum(p.numel() for p in params):,} values): '
+                     f'{", ".join(first)}{more}')
+    return lines
+
+
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class MergedGroupsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """``DefaultOptimWrapperConstructor`` with equal groups merged.
@@ -76,12 +118,21 @@ class MergedGroupsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def __call__(self, model: torch.nn.Module) -> OptimWrapper:
         self._default_fused(model)
-        wrapper = super().__call__(model)
+        quiet = _DropParamwiseLines()
+        logger = MMLogger.get_current_instance()
+        logger.addFilter(quiet)
+        try:
+            wrapper = super().__call__(model)
+        finally:
+            logger.removeFilter(quiet)
         if not self.paramwise_cfg:
             return wrapper  # one group already
         optimizer = wrapper.optimizer
         unmerged = len(optimizer.param_groups)
         groups = merge_param_groups(optimizer.param_groups)
+        names = {id(p): n for n, p in model.named_parameters()}
+        for line in summarise_groups(groups, names):
+            print_log(line, logger='current')
         if len(groups) == unmerged:
             return wrapper
         # no step was taken yet (the state is empty): the merged groups, full

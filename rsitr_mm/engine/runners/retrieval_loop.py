@@ -9,6 +9,10 @@ from mmpretrain.registry import LOOPS
 
 from ...evaluation.functional.rerank import build_reranker, evaluate_reranked
 from ...utils.dist import gather_indexed_rows
+from .eval_progress import EvalProgress
+
+#: seconds between the progress lines of a val/test pass
+PROGRESS_INTERVAL_S = 30.0
 
 
 def _as_list(value) -> List[int]:
@@ -34,7 +38,8 @@ def _sample_field(sample, key: str):
 def encode_loader(module,
                   dataloader,
                   fp16: bool = False,
-                  call_hook: Optional[Callable] = None
+                  call_hook: Optional[Callable] = None,
+                  progress: Optional[EvalProgress] = None
                   ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Encode a test-mode loader into exact, globally ordered features.
 
@@ -50,6 +55,8 @@ def encode_loader(module,
         fp16 (bool): encode under autocast.
         call_hook (Callable, optional): ``call_hook(stage, **kwargs)`` with
             stage ``'before_iter'``/``'after_iter'``, for runner hooks.
+        progress (EvalProgress, optional): counts the images encoded and
+            logs progress lines.
 
     Returns:
         tuple[torch.Tensor, torch.Tensor]: ``(image_feat (N, D),
@@ -73,6 +80,10 @@ def encode_loader(module,
             txt_index.extend(_as_list(_sample_field(s, 'gt_text_id')))
         if call_hook is not None:
             call_hook('after_iter', batch_idx=idx, data_batch=data_batch)
+        if progress is not None:
+            progress.update(len(samples))
+    if progress is not None:
+        progress.finish()
     if not img_feats:
         raise RuntimeError('the evaluation loader yielded no batch')
     device = img_feats[0].device
@@ -109,8 +120,13 @@ def run_exact_retrieval(loop) -> Dict[str, float]:
             kwargs['outputs'] = None
         runner.call_hook(name, **kwargs)
 
+    sampler = getattr(loop.dataloader, 'sampler', None)
+    total = len(sampler) if sampler is not None and hasattr(
+        sampler, '__len__') else len(loop.dataloader.dataset)
+    progress = EvalProgress(stage, total, PROGRESS_INTERVAL_S) \
+        if is_main_process() else None
     image_feat, text_feat = encode_loader(module, loop.dataloader, loop.fp16,
-                                          call_hook)
+                                          call_hook, progress)
     sim = None
     if is_main_process():
         with torch.no_grad():

@@ -5,6 +5,8 @@ from typing import Dict, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ...utils.threads import single_threaded
+
 RECALL_KEYS = ('i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5',
                't2i_R@10')
 
@@ -150,7 +152,10 @@ def gold_ranks(similarity: Union[torch.Tensor, np.ndarray],
     best = own.to(_compute_dtype(sim)).argmax(dim=1)
     best = torch.arange(num_images, device=device) * captions_per_image \
         + best
-    return _ranks(sim, best, captions_per_image, chunk_size)
+    # a loop of small reductions: one thread on the CPU (a thread pool
+    # stalls when another process holds a core; docs/benchmarks.md)
+    with single_threaded(device.type == 'cpu'):
+        return _ranks(sim, best, captions_per_image, chunk_size)
 
 
 def retrieval_recall(similarity: Union[torch.Tensor, np.ndarray],

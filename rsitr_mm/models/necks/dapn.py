@@ -67,7 +67,9 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
       (the earlier learnable gate started at 0 and, under weight decay, never
       moved: DAPN stayed ~1% of the embedding).
     - ``'sum'``: ``out = global + z`` with the default (non-zero) init.
-    - ``'replace'``: ``out = z`` (the global embedding is ignored).
+    - ``'replace'``: ``out = z`` (the global embedding is ignored). The
+      one fusion for a backbone without a global token (a CNN, e.g. DAPN
+      as the neck of an mmpretrain ``ImageClassifier``).
 
     **Switches** (:class:`SwitchableMixin`): ``disable('dapn')`` returns the
     global embedding unchanged (not with ``'replace'``);
@@ -223,7 +225,9 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
                     'DualAttentionPerception: inputs[-1] must be the global '
                     f'embedding (B={grid.size(0)}, embed_dim='
                     f'{self.embed_dim}) for fusion={self.fusion!r}, got '
-                    f'{shape}.')
+                    f'{shape}. A backbone without a global token (a CNN, '
+                    "e.g. in an ImageClassifier) needs fusion='replace' "
+                    '(the output is the attended grid alone).')
         return grid, glob
 
     def _attend(self, grid: torch.Tensor) -> Dict[str, torch.Tensor]:

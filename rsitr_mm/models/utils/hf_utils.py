@@ -8,6 +8,7 @@ When the id cannot be loaded (no network, ``HF_HUB_OFFLINE=1`` with an empty
 cache, a typo), one error names the config key, the id and the ways to
 provide the files.
 """
+import logging
 import os
 import os.path as osp
 import re
@@ -58,6 +59,19 @@ def how_to_provide(name: str, what: str, family: str = 'clip') -> str:
                     '=1` setting on a machine with internet so transformers '
                     'downloads and caches it')
     return '; '.join(ways) + '.'
+
+
+#: files ``from_pretrained`` reads weights from
+WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json',
+                'pytorch_model.bin', 'pytorch_model.bin.index.json')
+
+
+def has_weight_files(path: str) -> bool:
+    """False only for a local folder without any of :data:`WEIGHT_FILES`
+    (a hub id is left to transformers)."""
+    if not osp.isdir(path):
+        return True
+    return any(osp.isfile(osp.join(path, name)) for name in WEIGHT_FILES)
 
 
 def check_local_dir(path: str, what: str, family: str = 'clip') -> str:
@@ -177,6 +191,17 @@ def load_clip_tower(tower: str,
         sub.projection_dim = full.projection_dim
     else:
         sub = hf_from_pretrained(cfg_cls, pretrained, field, 'clip')
+    if not has_weight_files(pretrained):
+        # config (and tokenizer) files only: the architecture, random
+        # weights; a checkpoint loaded next brings every tower weight
+        from mmengine.logging import print_log
+        print_log(
+            f'{field}={pretrained!r} holds no weight file: the CLIP {tower} '
+            'tower is built from its config.json with random weights, to be '
+            'replaced by a checkpoint holding them (tools/test.py CKPT, '
+            'init_retriever, load_from).', logger='current',
+            level=logging.WARNING)
+        return model_cls(sub)
     # The other tower's weights and logit_scale are expected to be unused.
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()

@@ -120,3 +120,28 @@ def test_without_paramwise_cfg_is_the_default():
     wrapper = MergedGroupsOptimWrapperConstructor(
         dict(optimizer=dict(type='SGD', lr=0.1)))(model)
     assert len(wrapper.optimizer.param_groups) == 1
+
+
+def test_paramwise_dump_becomes_one_line_per_group(monkeypatch):
+    """mmengine's per-parameter ``paramwise_options`` lines are replaced by
+    one line per merged group (options, size, first names)."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    records = []
+    original = logger.callHandlers  # called for records the filters pass
+    monkeypatch.setattr(logger, 'callHandlers', lambda record: (
+        records.append(record.getMessage()), original(record)))
+    model = Toy()
+    wrapper = _build(MergedGroupsOptimWrapperConstructor, model)
+    assert not [r for r in records if r.startswith('paramwise_options')]
+    groups = [r for r in records if r.startswith('param group ')]
+    param_groups = wrapper.optimizer.param_groups
+    assert len(groups) == len(param_groups) > 1
+    assert [int(g.split('; ')[1].split()[0]) for g in groups] == \
+        [len(g['params']) for g in param_groups]
+    assert groups[0].startswith('param group 0: lr=0.01, weight_decay=0.2; ')
+    assert 'image_encoder.0.weight' in groups[0]
+    # the default constructor still logs them (the filter is removed)
+    records.clear()
+    _build(DefaultOptimWrapperConstructor, Toy())
+    assert any(r.startswith('paramwise_options') for r in records)

@@ -68,3 +68,16 @@ def test_neck_trains_inside_an_image_classifier(name, tmp_path,
              if before[k].is_floating_point()
              and not torch.equal(before[k], after[k])]
     assert moved, f'{name}: no neck parameter moved in 4 iterations'
+
+
+def test_dapn_on_a_cnn_without_replace_names_the_fusion():
+    """A CNN gives no global token: the default fusion fails with one error
+    that says which fusion works."""
+    from rsitr_mm.models.necks import DualAttentionPerception
+    neck = DualAttentionPerception(in_channels=64, embed_dim=32,
+                                   region_scales=(1, 2))
+    with pytest.raises(ValueError, match="needs fusion='replace'"):
+        neck((torch.randn(2, 64, 4, 4), ))
+    replace = DualAttentionPerception(in_channels=64, embed_dim=32,
+                                      region_scales=(1, 2), fusion='replace')
+    assert replace((torch.randn(2, 64, 4, 4), ))[0].shape == (2, 32)

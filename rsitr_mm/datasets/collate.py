@@ -1,0 +1,37 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""The collate function of the shipped dataloaders, in the rsitr_mm scope.
+
+A config that inherits ours from the installed package
+(``_base_ = 'rsitr_mm::_base_/datasets/rsitmd.py'``) gets every dict with a
+``type`` marked ``_scope_='rsitr_mm'`` by mmengine, the dataloaders'
+``collate_fn`` included. mmengine's Runner passes the keys of ``collate_fn``
+other than ``type`` to the function as keyword arguments, so
+``default_collate`` would fail with ``unexpected keyword argument
+'_scope_'``. The shipped configs therefore name
+``rsitr_mm.default_collate``: mmengine's ``default_collate``, taking (and
+ignoring) that scope mark.
+"""
+from typing import Any, Optional, Sequence
+
+from mmengine.dataset import default_collate as _mmengine_default_collate
+
+from ..registry import FUNCTIONS
+
+#: what the shipped dataloaders write: ``collate_fn=dict(type=...)``
+COLLATE_TYPE = 'rsitr_mm.default_collate'
+
+
+@FUNCTIONS.register_module(name='default_collate')
+def scoped_default_collate(data_batch: Sequence[Any],
+                           _scope_: Optional[str] = None) -> Any:
+    """mmengine's ``default_collate`` (stacks the samples' tensors).
+
+    Args:
+        data_batch (Sequence): the samples of one batch.
+        _scope_ (str, optional): the registry scope mmengine writes into
+            configs inherited through ``rsitr_mm::``; not used.
+
+    Returns:
+        Any: the collated batch, as ``mmengine.dataset.default_collate``.
+    """
+    return _mmengine_default_collate(data_batch)

@@ -1,0 +1,178 @@
+# Copyright (c) rsitr_mm contributors. All rights reserved.
+"""Intra-op threads that fit the machine, and single-threaded small ops.
+
+PyTorch starts one intra-op (OpenMP) thread per core. When another process
+holds one of those cores, every parallel region waits for the thread that
+is not scheduled: on a shared 2-core machine a demo training step took
+seven times longer with 2 threads than with 1, and ``retrieval_recall`` 20
+to 70 times longer (``docs/benchmarks.md``, "Threads on a shared
+machine"). So every entry point calls :func:`setup_threads` once:
+
+* ``--threads N`` (or ``RSITR_MM_THREADS=N``; ``OMP_NUM_THREADS`` is honoured
+  too) is used as given;
+* otherwise (``auto``) the main process takes the *free* cores: the cores it
+  may run on (``os.sched_getaffinity``, divided among ``LOCAL_WORLD_SIZE``
+  processes of a ``torchrun`` job), minus the cores other processes keep
+  busy (the 1-minute load average, rounded), minus the data-loader workers
+  that run beside it; never fewer than 1.
+
+The choice is made once, at start, and logged once. Loops of many small
+reductions (the exact recall, the search's top-k merge) gain nothing from a
+thread pool and lose most to a busy core, so they run under
+:func:`single_threaded` whatever the setting.
+"""
+import contextlib
+import os
+from typing import Iterator, Optional, Tuple, Union
+
+import torch
+
+#: The environment variable that overrides the automatic choice.
+ENV_VAR = 'RSITR_MM_THREADS'
+
+_logged = False
+
+
+def usable_cores() -> int:
+    """Cores this process may run on, shared among local ranks.
+
+    Returns:
+        int: ``len(os.sched_getaffinity(0))`` (``os.cpu_count()`` off
+        Linux) divided by ``LOCAL_WORLD_SIZE``; at least 1.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    local = max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1))
+    return max(1, cores // local)
+
+
+def busy_cores() -> int:
+    """Cores other processes keep busy: the 1-minute load average, rounded.
+
+    Returns:
+        int: 0 where the load average is unavailable.
+    """
+    try:
+        return int(round(os.getloadavg()[0]))
+    except (AttributeError, OSError):
+        return 0
+
+
+def _parse(value: Union[int, str, None], source: str) -> Optional[int]:
+    """``None`` for automatic, else a positive int (ValueError otherwise)."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in ('', 'auto'):
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f'{source} must be a positive integer or "auto", '
+                         f'got {value!r}')
+    return number
+
+
+def choose_threads(requested: Union[int, str, None] = None,
+                   workers: int = 0) -> Tuple[int, str]:
+    """The intra-op thread count for this process, and why.
+
+    Args:
+        requested (int | str, optional): ``--threads`` (``None`` or
+            ``'auto'``: not given).
+        workers (int): data-loader worker processes running beside the main
+            process.
+
+    Returns:
+        tuple[int, str]: the count and a one-line reason for the log.
+    """
+    for value, source in ((requested, '--threads'),
+                          (os.environ.get(ENV_VAR), ENV_VAR),
+                          (os.environ.get('OMP_NUM_THREADS'),
+                           'OMP_NUM_THREADS')):
+        number = _parse(value, source)
+        if number is not None:
+            return number, f'set by {source}'
+    cores, busy = usable_cores(), busy_cores()
+    free = max(1, cores - busy - max(0, workers))
+    return free, (f'auto: {cores} usable core(s), load {busy}, '
+                  f'{workers} loader worker(s); override with --threads N '
+                  f'or {ENV_VAR}=N')
+
+
+def setup_threads(requested: Union[int, str, None] = None,
+                  workers: int = 0,
+                  log: bool = True) -> int:
+    """Set ``torch.set_num_threads`` for this process (see module doc).
+
+    Args:
+        requested (int | str, optional): ``--threads``; ``None``/``'auto'``
+            picks from the free cores.
+        workers (int): data-loader workers beside the main process.
+        log (bool): print the choice (once per process).
+
+    Returns:
+        int: the thread count now in use.
+    """
+    global _logged
+    threads, why = choose_threads(requested, workers)
+    torch.set_num_threads(threads)
+    if log and not _logged:
+        _logged = True
+        from mmengine.logging import print_log
+        print_log(f'intra-op threads: {threads} ({why})', logger='current')
+    return threads
+
+
+def loader_workers(cfg) -> int:
+    """Most ``num_workers`` of the dataloaders in ``cfg`` (they run one at a
+    time beside the main process).
+
+    Args:
+        cfg (Config | dict): a merged config.
+
+    Returns:
+        int: 0 when no loader has int workers.
+    """
+    most = 0
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key, None) if hasattr(cfg, 'get') else None
+        workers = loader.get('num_workers', 0) if loader else 0
+        if isinstance(workers, int):
+            most = max(most, workers)
+    return most
+
+
+def add_threads_arg(parser) -> None:
+    """Add ``--threads`` to an ``argparse`` parser."""
+    parser.add_argument(
+        '--threads',
+        default=None,
+        help='intra-op CPU threads of this process (default: auto, the free '
+        f'cores; env {ENV_VAR})')
+
+
+@contextlib.contextmanager
+def single_threaded(enabled: bool = True) -> Iterator[None]:
+    """Run the block with one intra-op thread, then restore the setting.
+
+    For loops of small reductions on the CPU, where a thread pool adds
+    synchronisation per op and stalls when a core is busy.
+
+    Args:
+        enabled (bool): ``False`` makes this a no-op (e.g. for a GPU
+            tensor).
+    """
+    before = torch.get_num_threads()
+    if not enabled or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
