@@ -31,6 +31,10 @@ from typing import Dict, Iterable, Optional, Set
 IMAGE_PROVIDES = ('torch', 'torchvision', 'transformers', 'numpy')
 #: Needed beside setup.py's install_requires: the GPU tests' runner.
 EXTRA_ROOTS = ('pytest', )
+#: What pip's isolated build of ``pip install -e .`` (setup.py, no
+#: pyproject.toml) installs first, in an environment of its own that does
+#: not see the image's packages; the newest release is carried.
+BUILD_REQUIRES = ('setuptools<81', 'wheel', 'packaging')
 
 
 def canonical(name: str) -> str:
@@ -109,6 +113,8 @@ def main(argv: Optional[list] = None) -> int:
         image = set(closure(IMAGE_PROVIDES, stop=set()))
     needed = closure(install_requires() + list(EXTRA_ROOTS), stop=image)
     specs = [f'{name}=={version}' for name, version in sorted(needed.items())]
+    specs += [req for req in BUILD_REQUIRES
+              if canonical(re.split('[<>=!]', req)[0]) not in needed]
     print(f'{len(specs)} wheels to carry (the image provides '
           f'{len(image)} packages):', ' '.join(specs))
     if args.dry_run or not specs:

@@ -7,7 +7,7 @@
 #
 # Logs: OUT_DIR/env.log (GPU and package versions) and one log per step.
 # Step limits (seconds) can be changed with THROUGHPUT_S, TESTS_S,
-# OVERHEAD_S and RECALL_S; CONFIG (default configs/osdpm_rsicd.py), BATCH
+# OVERHEAD_S, RECALL_S and INSTALL_S; CONFIG (default configs/osdpm_rsicd.py), BATCH
 # (default 128) and PRECISIONS (default "fp32 tf32 fp16 bf16"; the last one
 # is profiled) choose the throughput run; OVERHEAD_ARGS (default
 # "--iters 33 --reps 3") is passed to framework_overhead.py. Needs no weights: the
@@ -47,7 +47,7 @@ step() {
 $PY -m pip freeze | grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*==' |
   grep -viE '^(pip|setuptools|wheel)==' >"$OUT/image-freeze.txt"
 if ! $PY -c 'import rsitr_mm, pytest' >/dev/null 2>&1; then
-  step install "${INSTALL_S:-300}" $PY -m pip install \
+  step install "${INSTALL_S:-600}" $PY -m pip install \
     ${WHEELS:+--no-index --find-links "$WHEELS"} \
     -c "$OUT/image-freeze.txt" -e . pytest
 fi
