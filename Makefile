@@ -24,9 +24,12 @@ VERSIONS_RE := ^(torch|torchvision|transformers|tokenizers|huggingface.hub|numpy
 versions = @echo "== $(1) resolved:"; $(1)/bin/python -m pip freeze --all \
 	| grep -iE '$(VERSIONS_RE)'
 
+# `make test TESTS=tests/test_utils` runs a part of the suite
+TESTS ?= tests
+
 test: $(STAMP)
 	$(call versions,$(VENV))
-	$(PY) -m pytest tests
+	$(PY) -m pytest $(TESTS)
 
 VENV_LATEST ?= .venv-latest
 PY_LATEST := $(VENV_LATEST)/bin/python
@@ -42,7 +45,7 @@ install-latest: $(STAMP_LATEST)
 
 test-latest: $(STAMP_LATEST)
 	$(call versions,$(VENV_LATEST))
-	$(PY_LATEST) -m pytest tests
+	$(PY_LATEST) -m pytest $(TESTS)
 
 # `make demo EPOCHS=2` for a quick look (the documented numbers use the
 # config's 8 epochs).
