@@ -106,18 +106,24 @@ setup(
         'rsitr_mm': ['**/*.txt', '**/*.json', '.mim/**/*', '.mim/*']
     },
     python_requires='>=3.9',
-    # Loose ranges; requirements.txt holds the tested pins. Never `mmcv`:
-    # mmcv-lite provides the same `mmcv` package without compiled ops.
+    # Ranges that are tested (docs/get_started.md lists both version sets:
+    # requirements.txt's pins and requirements-latest.txt's current
+    # releases), so installing into an existing environment keeps its
+    # torch/transformers/numpy. rsitr_mm.utils.compat bridges what
+    # mmpretrain 1.2.0 expects from transformers 5 and numpy 2.4. Never
+    # `mmcv`: mmcv-lite provides the same `mmcv` package without compiled
+    # ops. setuptools<81: mmengine 0.10.7 imports pkg_resources.
     install_requires=[
         'torch>=2.0',
         'torchvision',
         'mmengine>=0.10.0,<1.0',
         'mmcv-lite>=2.0.0,<2.4.0',
         'mmpretrain>=1.2.0,<1.3',
-        'transformers>=4.28,<4.52',
-        'numpy>=1.26,<2.4',
+        'transformers>=4.28,<6',
+        'numpy>=1.26,<3',
         'nltk>=3.8',
         'pillow',
+        'setuptools<81',
         # ships the CLIP BPE vocabulary used by the CLIP converter
         'open_clip_torch',
     ],

@@ -9,11 +9,10 @@ other than ``type`` to the function as keyword arguments, so
 ``default_collate`` would fail with ``unexpected keyword argument
 '_scope_'``. The shipped configs therefore name
 ``rsitr_mm.default_collate``: mmengine's ``default_collate``, taking (and
-ignoring) that scope mark.
+ignoring) that scope mark, which names the files of a batch of mixed image
+sizes.
 """
 from typing import Any, Optional, Sequence
-
-from mmengine.dataset import default_collate as _mmengine_default_collate
 
 from ..registry import FUNCTIONS
 
@@ -33,5 +32,10 @@ def scoped_default_collate(data_batch: Sequence[Any],
 
     Returns:
         Any: the collated batch, as ``mmengine.dataset.default_collate``.
+
+    Raises:
+        ValueError: images of several sizes in one batch, naming the odd
+            files (:func:`rsitr_mm.engine.collate.default_collate`).
     """
-    return _mmengine_default_collate(data_batch)
+    from ..engine.collate import default_collate as _checked_collate
+    return _checked_collate(data_batch)

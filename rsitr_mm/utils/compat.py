@@ -1,9 +1,14 @@
 # Copyright (c) rsitr_mm contributors. All rights reserved.
-"""Work-arounds for the measured traps of the pinned stack, applied once.
+"""Work-arounds for the measured traps of the stack, applied once.
 
 ``import rsitr_mm`` calls :func:`apply_compat_patches` before anything else,
 so no user has to set an environment variable:
 
+* newer releases than mmpretrain 1.2.0 knows: transformers 5 and numpy 2.4
+  removed names that ``mmpretrain.models`` imports, so importing it fails.
+  :func:`rsitr_mm.utils.stack_compat.apply_stack_compat` puts back only the
+  missing ones, before anything imports ``mmpretrain.models`` (nothing is
+  overwritten; on the tested pins it sets nothing).
 * torch >= 2.6 loads checkpoints with ``weights_only=True`` by default, while
   mmengine 0.10.7 saves its message hub (``HistoryBuffer``, numpy scalars)
   inside every checkpoint; resuming, ``load_from`` and ``tools/test.py``
@@ -37,6 +42,9 @@ def apply_compat_patches() -> None:
     global _PATCHED
     if _PATCHED:
         return
+    # first: the imports below may import mmpretrain.models
+    from .stack_compat import apply_stack_compat
+    apply_stack_compat()
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', force=True)(
         load_from_local)

@@ -272,7 +272,8 @@ def test_a_stale_run_is_not_reused(ra, tiny_assets, tmp_path):
     with open(osp.join(run_dir + '.stale-0', 'result.json')) as f:
         assert json.load(f)['provenance']['source_hash'] == 'a' * 64
     assert again['provenance']['source_hash'] == 'b' * 64
-    run('b' * 64, dict(opts, **{'model.temperature': 0.05}))  # other config
+    opts2 = dict(opts, **{'model.temperature': 0.05})
+    run('b' * 64, opts2)  # other config
     assert osp.isdir(run_dir + '.stale-1')
     runs, notes = ra.load_runs(
         'ssjdn', str(tmp_path), [0],
@@ -280,7 +281,7 @@ def test_a_stale_run_is_not_reused(ra, tiny_assets, tmp_path):
          for v in ra.VARIANTS['ssjdn']})
     assert not runs and 'stale' in notes[0]
     # the current config key of a seed matches the run made with that seed
-    cfg = ra.build_config(variant.config, target, clip, 0, 1, '', opts)
+    cfg = ra.build_config(variant.config, target, clip, 0, 1, '', opts2)
     runs, notes = ra.load_runs(
         'ssjdn', str(tmp_path), [0], {
             (v.key, 0): dict(

@@ -101,6 +101,7 @@ def pretrain(data_dir: str,
     import torch.nn.functional as F
     from transformers import CLIPModel, CLIPTokenizer
 
+    from rsitr_mm.models.utils.hf_utils import clip_features
     from rsitr_mm.models.utils.tiny_clip import (_tokenizer_files,
                                                  tiny_clip_config)
 
@@ -155,9 +156,11 @@ def pretrain(data_dir: str,
         t_mask = mask[idx, cap]
         for g in opt.param_groups:
             g['lr'] = lr_at(step)
-        img = F.normalize(model.get_image_features(pixel_values=px), dim=-1)
+        img = F.normalize(
+            clip_features(model.get_image_features(pixel_values=px)), dim=-1)
         txt = F.normalize(
-            model.get_text_features(input_ids=t_ids, attention_mask=t_mask),
+            clip_features(model.get_text_features(input_ids=t_ids,
+                                                  attention_mask=t_mask)),
             dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.t()
         target = torch.arange(len(idx))

@@ -7,11 +7,20 @@
 #
 # Logs: OUT_DIR/env.log (GPU and package versions) and one log per step.
 # Step limits (seconds) can be changed with THROUGHPUT_S, TESTS_S,
-# OVERHEAD_S and RECALL_S; CONFIG (default configs/osdpm_rsicd.py), BATCH
+# OVERHEAD_S, RECALL_S and INSTALL_S; CONFIG (default configs/osdpm_rsicd.py), BATCH
 # (default 128) and PRECISIONS (default "fp32 tf32 fp16 bf16"; the last one
 # is profiled) choose the throughput run; OVERHEAD_ARGS (default
 # "--iters 33 --reps 3") is passed to framework_overhead.py. Needs no weights: the
 # throughput run uses the config's architecture with random weights.
+#
+# The machine image's own torch, torchvision, transformers and numpy are
+# used: when `import rsitr_mm` fails, the first step installs this clone
+# (`pip install -e .`) under constraints that hold every package the image
+# has at its version, so pip adds only what is missing (mmengine, mmcv-lite,
+# mmpretrain, nltk, open_clip_torch ...) and stops with an error when an
+# image package is outside setup.py's ranges. Without network, WHEELS=DIR
+# names a folder made by tools/benchmarks/carry_wheels.py; pip then reads
+# only that folder.
 set -u
 OUT=${1:-work_dirs/gpu_suite}
 PY=${PYTHON:-python}
@@ -32,6 +41,16 @@ step() {
   echo "== $name: exit $rc after $(($(date +%s) - start)) s" |
     tee -a "$OUT/$name.log"
 }
+
+# the image's packages, kept at their versions
+# (not pip/setuptools/wheel: setup.py may need setuptools < 81)
+$PY -m pip freeze | grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*==' |
+  grep -viE '^(pip|setuptools|wheel)==' >"$OUT/image-freeze.txt"
+if ! $PY -c 'import rsitr_mm, pytest' >/dev/null 2>&1; then
+  step install "${INSTALL_S:-600}" $PY -m pip install \
+    ${WHEELS:+--no-index --find-links "$WHEELS"} \
+    -c "$OUT/image-freeze.txt" -e . pytest
+fi
 
 {
   nvidia-smi

@@ -124,6 +124,10 @@ def _check_neck_input(encoder: nn.Module, neck: Optional[nn.Module]) -> None:
         return
     wanted = _as_list(getattr(neck, 'in_channels', None))
     given = _as_list(getattr(encoder, 'out_channels', None))
+    if (wanted is not None and given is not None and len(given) == 1
+            and isinstance(getattr(encoder, 'out_channels', None), int)):
+        # one width for every output (e.g. a ViT's layer grids)
+        given = given * len(wanted)
     if wanted is not None and given is not None and wanted != given:
         raise ValueError(
             f'DualEncoderRetriever: image_neck ({type(neck).__name__}) '

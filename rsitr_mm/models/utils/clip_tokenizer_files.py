@@ -54,9 +54,19 @@ def find_clip_bpe_file() -> str:
 
 def _bytes_to_unicode() -> List[str]:
     """The 256 printable unicode characters standing for the bytes 0..255,
-    in the order of the CLIP / GPT-2 byte-level vocabulary."""
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-    return list(bytes_to_unicode().values())
+    in the order of the CLIP / GPT-2 byte-level vocabulary.
+
+    The bytes that are printable Latin-1 characters (``!``..``~``,
+    ``\xa1``..``\xac``, ``\xae``..``\xff``) stand for themselves and come
+    first; the other 68 bytes, in ascending order, stand for ``chr(256)``,
+    ``chr(257)``, ... and follow. Built here because transformers 5 no
+    longer exposes the helper in ``tokenization_clip``.
+    """
+    printable = [b for b in range(256)
+                 if 0x21 <= b <= 0x7e or 0xa1 <= b <= 0xac or b >= 0xae]
+    others = [b for b in range(256) if b not in set(printable)]
+    return ([chr(b) for b in printable]
+            + [chr(256 + n) for n in range(len(others))])
 
 
 def read_clip_bpe(

@@ -14,6 +14,7 @@ import os.path as osp
 import re
 from typing import Any, Optional
 
+import torch
 import torch.nn as nn
 
 
@@ -228,3 +229,20 @@ def protect_hf_init(module: nn.Module) -> None:
     ``PreTrainedModel.init_weights`` (which would re-initialise loaded
     weights): mmengine skips children whose ``is_init`` is True."""
     module.is_init = True
+
+
+def clip_features(output: Any) -> torch.Tensor:
+    """The projected embedding from ``CLIPModel.get_text_features`` or
+    ``get_image_features``, shape ``(B, D)``.
+
+    transformers 4 returns the tensor itself; transformers 5 returns a
+    ``BaseModelOutputWithPooling`` whose ``pooler_output`` holds it.
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    pooled = getattr(output, 'pooler_output', None)
+    if not isinstance(pooled, torch.Tensor):
+        raise TypeError(
+            'expected a tensor or a model output with a `pooler_output` '
+            f'tensor from get_*_features, got {type(output).__name__}')
+    return pooled

@@ -6,6 +6,7 @@ import torch
 
 from rsitr_mm.models.backbones import CLIPVisionBackbone
 from rsitr_mm.models.utils import make_tiny_clip_dir, tiny_clip_config
+from rsitr_mm.models.utils.hf_utils import clip_features
 
 
 @pytest.fixture(scope='module')
@@ -24,7 +25,7 @@ def test_global_embedding_matches_get_image_features(clip_dir, hf_clip):
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         outs = backbone(images)
-        ref = hf_clip.get_image_features(pixel_values=images)
+        ref = clip_features(hf_clip.get_image_features(pixel_values=images))
     assert isinstance(outs, tuple) and len(outs) == 2
     assert outs[0].shape == (3, 32, 4, 4)
     assert outs[-1].shape == (3, 32)

@@ -6,6 +6,7 @@ import torch
 
 from rsitr_mm.models.backbones import CLIPTextEncoder, HFTextEncoder
 from rsitr_mm.models.utils import make_tiny_clip_dir, tiny_clip_config
+from rsitr_mm.models.utils.hf_utils import clip_features
 
 CAPTIONS = [
     'a photo of a cat',
@@ -26,8 +27,8 @@ def test_clip_text_matches_get_text_features(clip_dir):
     encoder = CLIPTextEncoder(pretrained=clip_dir).eval()
     with torch.no_grad():
         feats = encoder(CAPTIONS)
-        ref = model.get_text_features(
-            **tok(CAPTIONS, padding=True, return_tensors='pt'))
+        ref = clip_features(model.get_text_features(
+            **tok(CAPTIONS, padding=True, return_tensors='pt')))
         # each caption alone (no padding) gives the same feature
         alone = torch.cat([encoder([c]) for c in CAPTIONS])
     assert feats.shape == (3, 32) and encoder.out_channels == 32
