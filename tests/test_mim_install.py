@@ -141,7 +141,7 @@ def test_wheel_ships_configs_and_base_inherits_them(tmp_path):
                 str(tmp_path / 'wheels')] + quiet)
     wheel, = os.listdir(tmp_path / 'wheels')
     site = tmp_path / 'site'
-    _run(pip + ['install', '--target', str(site),
+    _run(pip + ['install', '--target', str(site), '--ignore-installed',
                 str(tmp_path / 'wheels' / wheel)] + quiet)
     mim = site / 'rsitr_mm' / '.mim'
     for shipped in ('configs/osdpm_rsitmd.py', 'configs/ssjdn_rsitmd.py',
@@ -180,9 +180,12 @@ def test_editable_install_resolves_configs_and_trains(tmp_path):
         f.write(sysconfig.get_paths()['purelib'] + '\n')
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     env['HF_HUB_OFFLINE'] = '1'
+    # --ignore-installed: without it pip uninstalls the rsitr_mm of the
+    # environment running the tests (the checkout's own editable install)
     _run([sys.executable, '-m', 'pip', 'install', '-e', str(src), '--prefix',
           str(venv), '--no-deps', '--no-index', '--no-build-isolation',
-          '--disable-pip-version-check', '-q'], env=env)
+          '--ignore-installed', '--disable-pip-version-check', '-q'],
+         env=env)
     assert not osp.exists(osp.join(site, 'rsitr_mm'))  # a true editable
     assert (src / 'rsitr_mm' / '.mim' / 'configs' / 'ssjdn_rsitmd.py'
             ).is_file()

@@ -224,7 +224,8 @@ def _read_image_list(path: str) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    setup_threads(args.threads, getattr(args, 'num_workers', 0))
+    setup_threads(getattr(args, 'threads', None),
+                  getattr(args, 'num_workers', 0))
     from rsitr_mm.apis import (ImageIndex, init_retriever, search_by_image,
                                search_by_text, search_captions)
 

@@ -212,6 +212,7 @@ def census_step(model, batch, precision: str = 'fp32') -> dict:
         total=sum(regions.values()),
         small=sum(n for r, n in regions.items() if small(r)),
         syncs=syncs.count,
+        upstream_syncs=syncs.upstream,
         sync_sites=dict(syncs.by_site))
 
 

@@ -72,8 +72,10 @@ def _model(kind, ann_file, clip_dir):
                            out_indices=(1, )),
         text_encoder=_text_encoder(kind, ann_file, clip_dir),
         embed_dim=16,
+        # the caption-side term (opt-in) so that its targets are covered
         heads=[dict(type='ObjectSemanticClusterHead', embed_dim=16,
-                    ann_file=ann_file, top_k=8, warmup_iters=0)]))
+                    ann_file=ann_file, top_k=8, warmup_iters=0,
+                    text_weight=0.5)]))
 
 
 def _packed(preparers):
