@@ -10,6 +10,7 @@ backend). Budget: 0 graph breaks, at most 2 recompiles over the 20 steps.
 import copy
 import os.path as osp
 
+import pytest
 import torch
 import transformers
 from mmengine.config import Config
