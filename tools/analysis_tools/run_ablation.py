@@ -256,35 +256,8 @@ def paired_bootstrap(runs_a: Sequence[np.ndarray],
         difference, the 2.5 / 97.5 percentiles of the resampled ones and
         the fraction of resamples with a difference <= 0.
     """
-    if len(runs_a) != len(runs_b) or not runs_a:
-        raise ValueError('paired_bootstrap needs the same non-zero number '
-                         f'of runs, got {len(runs_a)} and {len(runs_b)}')
-    n = runs_a[0].shape[0]
-    for r in list(runs_a) + list(runs_b):
-        if r.shape[0] != n:
-            raise ValueError('all runs must score the same test images')
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(
-        n, np.full(n, 1.0 / n), size=num_samples).astype(np.float64)
-    observed = np.mean([
-        metrics_from_hits(a, None, cpi, topk) -
-        metrics_from_hits(b, None, cpi, topk) for a, b in zip(runs_a, runs_b)
-    ], 0)
-    boot = np.mean([
-        metrics_from_hits(a, weights, cpi, topk) -
-        metrics_from_hits(b, weights, cpi, topk)
-        for a, b in zip(runs_a, runs_b)
-    ], 0)  # (B, M)
-    keys = [f'i2t_R@{k}' for k in topk] + [f't2i_R@{k}'
-                                           for k in topk] + ['mR', 'rsum']
-    out = {}
-    for j, key in enumerate(keys):
-        out[key] = dict(
-            diff=float(observed[j]),
-            low=float(np.percentile(boot[:, j], 2.5)),
-            high=float(np.percentile(boot[:, j], 97.5)),
-            p_le0=float((boot[:, j] <= 0).mean()))
-    return out
+    return _bootstrap(runs_a, runs_b, num_samples, seed, cpi, topk,
+                      resample_seeds=False)
 
 
 def seed_interval(diffs: Sequence[float], level: float = 0.95) -> dict:
@@ -338,10 +311,20 @@ def seed_image_bootstrap(runs_a: Sequence[np.ndarray],
         dict: ``{metric: dict(diff, low, high, p_le0)}`` as
         :func:`paired_bootstrap`.
     """
+    return _bootstrap(runs_a, runs_b, num_samples, seed, cpi, topk,
+                      resample_seeds=True)
+
+
+def _bootstrap(runs_a: Sequence[np.ndarray], runs_b: Sequence[np.ndarray],
+               num_samples: int, seed: int, cpi: int, topk: Sequence[int],
+               resample_seeds: bool) -> Dict[str, dict]:
+    """The paired bootstraps above: test images resampled (the same draw
+    for both variants and every seed), per-seed differences averaged over
+    the seeds as run or, with ``resample_seeds``, over seeds drawn with
+    replacement in each resample."""
     if len(runs_a) != len(runs_b) or not runs_a:
-        raise ValueError('seed_image_bootstrap needs the same non-zero '
-                         f'number of runs, got {len(runs_a)} and '
-                         f'{len(runs_b)}')
+        raise ValueError('a paired bootstrap needs the same non-zero number '
+                         f'of runs, got {len(runs_a)} and {len(runs_b)}')
     n = runs_a[0].shape[0]
     if any(r.shape[0] != n for r in list(runs_a) + list(runs_b)):
         raise ValueError('all runs must score the same test images')
@@ -353,9 +336,11 @@ def seed_image_bootstrap(runs_a: Sequence[np.ndarray],
         metrics_from_hits(b, weights, cpi, topk)
         for a, b in zip(runs_a, runs_b)
     ])  # (S, B, M)
-    num_seeds = len(runs_a)
-    pick = rng.integers(0, num_seeds, size=(num_samples, num_seeds))
-    boot = per_seed[pick, np.arange(num_samples)[:, None]].mean(1)  # (B, M)
+    if resample_seeds:
+        pick = rng.integers(0, len(runs_a), size=(num_samples, len(runs_a)))
+        boot = per_seed[pick, np.arange(num_samples)[:, None]].mean(1)
+    else:
+        boot = per_seed.mean(0)  # (B, M)
     observed = np.mean([
         metrics_from_hits(a, None, cpi, topk) -
         metrics_from_hits(b, None, cpi, topk) for a, b in zip(runs_a, runs_b)
@@ -789,6 +774,7 @@ def run_one(variant: Variant,
     model = runner.model
     model = model.module if hasattr(model, 'module') else model
     todo = [('base', None)] + [(f'off_{n}', n) for n in variant.switch_offs]
+    nouns = None  # dominant caption noun per test image, read once
     for key, name in todo:
         if key in result['scores'] or key in result.get(
                 'failed', []) or (name is not None and switch_off is None):
@@ -810,9 +796,10 @@ def run_one(variant: Variant,
             osp.join(run_dir, f'ranks_{key}.npz'), i2t=i2t, t2i=t2i)
         entry = dict(metrics=metrics, seconds=round(time.time() - start, 1))
         try:
-            entry['mechanism'] = category_overlap(
-                img, _dominant_nouns(
-                    osp.join(target, 'dataset_synthetic.json')))
+            if nouns is None:
+                nouns = _dominant_nouns(
+                    osp.join(target, 'dataset_synthetic.json'))
+            entry['mechanism'] = category_overlap(img, nouns)
         except Exception as err:  # a measurement must not lose the run
             entry['mechanism_error'] = repr(err)
         result['scores'][key] = entry
