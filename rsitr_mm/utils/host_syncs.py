@@ -19,7 +19,7 @@ of ``torch.nn`` (``batch_sizes`` is a host tensor on every device). Not counted:
 dtype-only conversions, ``.to(other_tensor)``. A read of a tensor that
 lives on the host by design (a host-side length vector) is counted too:
 keep such code from calling these methods when the tensor is already on
-the host.
+the host, or read it with :func:`host_array`, which refuses device tensors.
 """
 import os.path as osp
 import traceback
@@ -38,9 +38,30 @@ READS = {
 COPIES = {_T.to: 'to', _T.copy_: 'copy_', _T.cuda: 'cuda'}
 
 
-#: torch files whose reads are of host tensors by design (a
-#: ``PackedSequence`` keeps ``batch_sizes`` on the host on every device)
-HOST_BY_DESIGN = ('torch/nn/modules/rnn.py', 'torch/nn/utils/rnn.py')
+#: files whose reads are of host tensors by design (a ``PackedSequence``
+#: keeps ``batch_sizes`` on the host on every device; :func:`host_array`
+#: refuses anything but a host tensor)
+HOST_BY_DESIGN = ('torch/nn/modules/rnn.py', 'torch/nn/utils/rnn.py',
+                  'rsitr_mm/utils/host_syncs.py')
+
+
+def host_array(tensor: torch.Tensor):
+    """The values of a tensor that lives on the host by design (e.g. a
+    batch field the data preprocessor keeps there), as a numpy array.
+
+    Not counted by :class:`HostSyncCounter`: it refuses a tensor on any
+    other device, where the read would make the host wait.
+
+    Args:
+        tensor (Tensor): a CPU tensor.
+
+    Returns:
+        numpy.ndarray: its values (shared memory, no copy).
+    """
+    if tensor.device.type != 'cpu':
+        raise ValueError('host_array: expected a host (CPU) tensor, got one '
+                         f'on {tensor.device}; reading it would block.')
+    return tensor.numpy()
 
 
 def _target_device(args, kwargs) -> Optional[torch.device]:

@@ -2,6 +2,8 @@
 """tools/benchmarks/op_census.py: ops of one OSDPM step, by region."""
 import os.path as osp
 
+import pytest
+
 
 def test_census_attributes_every_op_to_a_region(load_tool, repo_root,
                                                 tmp_path):
@@ -24,3 +26,15 @@ def test_census_attributes_every_op_to_a_region(load_tool, repo_root,
     assert result['small'] == small
     # a step reads nothing back to the host (the losses stay tensors)
     assert result['syncs'] == 0, result['sync_sites']
+
+
+@pytest.mark.parametrize('precision', ['fp32', 'bf16'])
+def test_small_regions_fit_the_op_budget(load_tool, repo_root, precision):
+    """DAPN + OSFCM + InfoNCE + glue (forward and backward) launch at most
+    200 kernels per training step of the shipped OSDPM config, in float32
+    and under bf16 autocast (where the casts count). The census measures
+    its second step: the steady state, once the batch's nouns are seen."""
+    census = load_tool('benchmarks', 'op_census')
+    result = census.main([osp.join(repo_root, 'configs', 'osdpm_rsicd.py'),
+                          '--batch-size', '8', '--precision', precision])
+    assert result['small'] <= 200, result['regions']

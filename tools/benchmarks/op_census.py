@@ -3,7 +3,9 @@
 
 Builds the model of ``CONFIG`` (tiny random towers by default, or the
 config's full-size architecture with random weights, ``--random-init``),
-runs one warm-up step, then counts every ATen op of one training step
+runs one warm-up step (reported apart as ``first_step_small``: OSFCM's
+prototype update runs while a batch brings nouns not seen before), then
+counts every ATen op of one training step
 (data preprocessor, forward, loss, backward) with a ``TorchDispatchMode``.
 Ops that launch no kernel are left out: views and other aliasing ops
 (``view``, ``t``, ``expand``, ``select``, ...) and allocations without a
@@ -112,6 +114,50 @@ class _TagNodes(TorchFunctionMode):
         return out
 
 
+def _function_classes(base=torch.autograd.Function):
+    """Every custom ``autograd.Function`` subclass of this package."""
+    for cls in base.__subclasses__():
+        if cls.__module__.startswith('rsitr_mm'):
+            yield cls
+        yield from _function_classes(cls)
+
+
+class _TagFunctionNodes:
+    """Tag the nodes of this package's custom ``autograd.Function`` outputs
+    with the region that applied them (``Function.apply`` does not pass
+    through the function mode)."""
+
+    def __init__(self, census: _Census) -> None:
+        self.census = census
+        self.patched: List[type] = []
+
+    def _wrap(self, cls):
+        original, census = cls.apply, self.census
+
+        def apply(*args, **kwargs):
+            out = original(*args, **kwargs)
+            outs = out if isinstance(out, (tuple, list)) else (out, )
+            for o in outs:
+                node = getattr(o, 'grad_fn', None)
+                if node is not None and node not in census.node_region:
+                    census.node_region[node] = census.stack[-1]
+            return out
+
+        return staticmethod(apply)
+
+    def __enter__(self):
+        for cls in set(_function_classes()):
+            if 'apply' not in cls.__dict__:
+                cls.apply = self._wrap(cls)
+                self.patched.append(cls)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for cls in self.patched:
+            del cls.apply
+        self.patched = []
+
+
 class _CountOps(TorchDispatchMode):
     """Count kernel-launching ATen ops by region."""
 
@@ -186,12 +232,14 @@ def census_step(model, batch, precision: str = 'fp32') -> dict:
     device = next(model.parameters()).device
     syncs = HostSyncCounter()
     try:
-        with _TagNodes(census), _CountOps(census), syncs:
+        with _TagNodes(census), _TagFunctionNodes(census), \
+                _CountOps(census), syncs:
             data = model.data_preprocessor(batch, True)
             with torch.autocast(device.type, dtype=torch.bfloat16,
                                 enabled=precision == 'bf16'):
                 losses = model(**data, mode='loss')
-            loss = sum(v for k, v in losses.items() if 'loss' in k)
+            # the total as the training step makes it
+            loss = model.parse_losses(losses)[0]
             loss.backward()
     finally:
         for h in handles:
@@ -259,8 +307,11 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         model, batch = build(args.config, tmp, args.random_init,
                              args.batch_size, size, args.device)
-        census_step(model, batch, args.precision)  # warm-up (caches)
+        # warm-up: caches, and OSFCM's first sight of the batch's nouns
+        # (its prototype update runs until every noun has been seen)
+        first = census_step(model, batch, args.precision)
         result = census_step(model, batch, args.precision)
+    result['first_step_small'] = first['small']
     result.update(config=osp.relpath(args.config, REPO),
                   precision=args.precision, batch_size=args.batch_size,
                   towers='random full-size' if args.random_init else 'tiny')
@@ -271,6 +322,8 @@ def main(argv=None) -> dict:
     print(f'{"small regions":<{width}}  {result["small"]:6d}  '
           '(neck + heads + losses + glue, forward and backward)')
     print(f'{"host syncs":<{width}}  {result["syncs"]:6d}')
+    print(f'{"small regions, first step":<{width}}  '
+          f'{result["first_step_small"]:6d}  (OSFCM initialising prototypes)')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=1)

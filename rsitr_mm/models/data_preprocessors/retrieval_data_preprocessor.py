@@ -75,8 +75,11 @@ class RetrievalDataPreprocessor(MultiModalDataPreprocessor):
     it is built (see :func:`check_mean_std`).
     """
 
-    #: ``text_data`` entries kept on the host
-    HOST_KEYS = ('lengths', )
+    #: ``text_data`` entries kept on the host: the caption lengths (for
+    #: packing) and OSFCM's prior-row indices (the head reads them on the
+    #: host to skip a prototype update that would change nothing, and
+    #: moves them itself, without blocking)
+    HOST_KEYS = ('lengths', 'osfcm_prior_index')
 
     def __init__(self,
                  mean: Optional[Sequence[float]] = None,

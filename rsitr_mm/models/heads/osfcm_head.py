@@ -28,6 +28,8 @@ from rsitr_mm.datasets.object_priors import (ObjectPriors, build_object_priors,
                                              load_lexicon)
 from ..necks.switchable import SwitchableMixin
 from ..utils.l2_normalize import l2_normalize, l2_normalize_with_norm
+from ...utils.host_syncs import host_array
+from ..losses.soft_target_ce import loss_dtype, scaled_soft_target_ce
 from ..utils.warmup_counter import WarmupCounterMixin
 from .noun_targets import (CaptionNounTargets, OSFCMSampleTargets,
                            _img_path_of, _text_of, idf_weights, reweight_rows)
@@ -60,7 +62,14 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
     random directions. ``'ema'`` then follows
     ``P_k <- m * P_k + (1 - m) * mean_k`` without gradient; ``'learnable'``
     learns them. Under distributed training the weighted sums are
-    all-reduced, so every rank keeps the same prototypes.
+    all-reduced, so every rank keeps the same prototypes. In a single
+    process, a ``'learnable'`` head skips that update when the batch brings
+    no noun it has not seen (checked on the host from the batch's prior
+    indices; the result is the same).
+
+    The clustering runs in float32 under AMP, through
+    :func:`~rsitr_mm.models.losses.soft_target_ce.scaled_soft_target_ce`
+    (hand-written backward).
 
     **Refinement** (``refine=True``, our opt-in extension, not the
     paper's: it changes the embedding of images and captions alike)::
@@ -207,9 +216,10 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         # top_k prototypes; a checkpoint brings its own count.
         K = priors.num_nouns if priors is not None else top_k
         # Not saved in checkpoints (rebuilt from the annotations; inference
-        # needs only the prototypes).
+        # needs only the prototypes). (images + 1, K): the last row is zero,
+        # so the index -1 (an image without priors) reads a zero row.
         self.register_buffer(
-            'prior_table', torch.zeros(0, K), persistent=False)
+            'prior_table', torch.zeros(1, K), persistent=False)
         self.priors: Optional[ObjectPriors] = None
         self.vocab: List[str] = []
         self.caption_nouns: Optional[CaptionNounTargets] = None
@@ -219,6 +229,10 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         else:
             self.register_buffer('prototypes', init)
         self.register_buffer('proto_seen', torch.zeros(K, dtype=torch.bool))
+        # host copies (see _needs_update): which table rows name which
+        # nouns, and which prototypes are initialised (None: not known)
+        self._table_host: Optional[np.ndarray] = None
+        self._seen_host: Optional[np.ndarray] = np.zeros(K, bool)
         self.refine = refine
         self.refine_centered = refine_centered
         if refine:
@@ -247,8 +261,10 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         table = self._filter_priors(
             priors.priors.astype(np.float32), self.min_prior)
         device = self.prototypes.device
-        self.prior_table = torch.from_numpy(reweight_rows(table,
-                                                          idf_w)).to(device)
+        table = reweight_rows(table, idf_w)
+        padded = np.concatenate([table, np.zeros((1, K), table.dtype)])
+        self.prior_table = torch.from_numpy(padded).to(device)
+        self._table_host = padded > 0
         self.caption_nouns = CaptionNounTargets(
             self.vocab,
             load_lexicon(self.lexicon, self.extra_nouns + tuple(self.vocab)),
@@ -268,6 +284,7 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
             self.prototypes = init
         self.proto_seen = torch.zeros(
             K, dtype=torch.bool, device=self.proto_seen.device)
+        self._seen_host = np.zeros(K, bool)
         return True
 
     def checkpoint_sized_keys(self) -> List[str]:
@@ -327,6 +344,11 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        seen = state_dict.get(prefix + 'proto_seen')
+        self._seen_host = None  # unknown: every step updates
+        if isinstance(seen, torch.Tensor) and \
+                tuple(seen.shape) == tuple(self.proto_seen.shape):
+            self._seen_host = seen.detach().cpu().numpy().astype(bool)
 
     def _zero_refine(self) -> None:
         if self.refine:
@@ -360,15 +382,19 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                                   self.caption_nouns if uses_text else None)
 
     def _rows_of(self, index: torch.Tensor) -> torch.Tensor:
-        """(B, K) rows of the prior table; index -1 gives a zero row."""
-        idx = index.to(self.prior_table.device, non_blocking=True)
-        out = self.prior_table[idx.clamp(min=0)]
-        return out * (idx >= 0).unsqueeze(1).to(out.dtype)
+        """(B, K) rows of the prior table; index -1 gives a zero row (the
+        table's last)."""
+        return self.prior_table[index.to(self.prior_table.device,
+                                         non_blocking=True)]
 
     def get_priors(self, data_samples: Optional[Sequence]) -> torch.Tensor:
         """(B, K) idf-weighted priors of a batch, matched by the basename of
         ``img_path``. Samples without ``img_path`` or with an unknown image
         get zero rows."""
+        return self._rows_of(self._index_of(data_samples))
+
+    def _index_of(self, data_samples: Optional[Sequence]) -> torch.Tensor:
+        """(B,) host row indices of the samples' priors (-1: none)."""
         if not data_samples:
             raise ValueError('ObjectSemanticClusterHead.loss needs '
                              'data_samples carrying img_path.')
@@ -380,11 +406,38 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                 '(configs/_base_/default_runtime.py has it), which builds '
                 "them from the training dataset, or set the head's ann_file "
                 '/ priors_file.')
-        rows = [
+        return torch.tensor([
             self.priors.index(p) if p is not None else -1
             for p in map(_img_path_of, data_samples)
-        ]
-        return self._rows_of(torch.tensor(rows))
+        ])
+
+    def _host_rows(self, index: torch.Tensor) -> Optional[np.ndarray]:
+        """(B, K) bool: which nouns each row's prior names, read on the
+        host; None when the indices are on the device (or no priors)."""
+        if self._table_host is None or index.device.type != 'cpu':
+            return None
+        return self._table_host[host_array(index)]
+
+    def _needs_update(self, rows: Optional[np.ndarray]) -> bool:
+        """Whether this batch's prototype update can change anything.
+
+        ``'learnable'`` prototypes change in the update only when first
+        seen. With the batch's row indices on the host, the host copy of
+        ``proto_seen`` tells whether a noun of the batch is new; when none
+        is, the update (about ten kernels) is skipped. Always True for
+        ``'ema'``, under distributed training (the update's all-reduce
+        must run on every rank, and another rank's batch may bring a new
+        noun), for indices on the device (``rows`` None), and when the
+        host copy is not known (then every step updates, as before).
+        """
+        if (self.prototype != 'learnable' or is_distributed()
+                or self._seen_host is None or rows is None):
+            return True
+        present = rows.any(axis=0)
+        if not (present & ~self._seen_host).any():
+            return False
+        self._seen_host |= present  # the update marks them seen
+        return True
 
     # ----------------------------------------------------------- embedding
     def _refine(self, emb: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -429,34 +482,53 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         return self._refine(image_emb), self._refine(text_emb)
 
     # --------------------------------------------------------------- losses
-    def _cluster_loss(self, emb: torch.Tensor, target: torch.Tensor,
-                      protos: torch.Tensor,
-                      groups: Optional[int] = None) -> torch.Tensor:
-        """Mean soft cross-entropy of the rows with a non-empty target: a
-        scalar, or (groups,) means of ``groups`` equal blocks of rows."""
-        logits = l2_normalize(emb, dim=1) @ protos.t() / self.temperature
-        valid = (target.sum(dim=1) > 0).to(logits.dtype)
-        per_row = -(target * logits.log_softmax(dim=1)).sum(dim=1)
-        if groups is None:
-            return (per_row * valid).sum() / valid.sum().clamp_min(1.0)
-        per_row, valid = per_row.view(groups, -1), valid.view(groups, -1)
-        return (per_row * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+    def _cluster_loss(self, unit: torch.Tensor, target: torch.Tensor,
+                      protos: torch.Tensor, weight: float,
+                      num_valid: Optional[int] = None) -> torch.Tensor:
+        """``weight`` times the mean soft cross-entropy of the rows with a
+        non-empty target.
+
+        Args:
+            unit (Tensor): (B, D) L2-normalised embeddings.
+            target (Tensor): (B, K) non-negative prior rows.
+            protos (Tensor): (K, D) L2-normalised prototypes.
+            weight (float): loss weight.
+            num_valid (int, optional): the number of non-empty rows when
+                the host knows it (counted on the device otherwise).
+
+        Returns:
+            Tensor: 0-d float32 loss.
+        """
+        # an empty row adds nothing to the sum: dividing the whole target
+        # by the number of non-empty rows gives their mean
+        if num_valid is not None:
+            target = target * (weight / max(num_valid, 1))
+        else:
+            count = (target.sum(dim=1) > 0).sum(dtype=target.dtype)
+            target = target * (weight / count.clamp_min(1))
+        return scaled_soft_target_ce(unit, protos, 1.0 / self.temperature,
+                                     target)
 
     @torch.no_grad()
-    def _update_prototypes(self, image_emb: torch.Tensor,
+    def _update_prototypes(self, unit: torch.Tensor,
                            prior: torch.Tensor) -> None:
-        """First-seen initialisation (both modes) and EMA (``'ema'``)."""
-        emb = F.normalize(image_emb.detach().float(), dim=1)
-        prior = prior.float()
-        sums = prior.t() @ emb  # (K, D)
+        """First-seen initialisation (both modes) and EMA (``'ema'``).
+
+        Args:
+            unit (Tensor): (B, D) L2-normalised image embeddings.
+            prior (Tensor): (B, K) prior rows (``unit``'s dtype).
+        """
+        sums = prior.t() @ unit.detach()  # (K, D)
         mass = prior.sum(dim=0)  # (K,)
         if is_distributed():  # one collective: sums and masses packed
             packed = torch.cat([sums, mass.unsqueeze(1)], dim=1)
             all_reduce(packed)
             sums, mass = packed[:, :-1], packed[:, -1]
         present = (mass > 0).unsqueeze(1)
-        mean = F.normalize(sums / mass.clamp_min(1e-12).unsqueeze(1), dim=1)
-        old = self.prototypes.data.float()
+        # the direction of the prior-weighted mean (the mass does not
+        # change it)
+        mean = F.normalize(sums, dim=1)
+        old = self.prototypes.data.to(sums.dtype)
         seen = self.proto_seen.unsqueeze(1)
         if self.prototype == 'ema':
             m = self.ema_momentum
@@ -498,25 +570,47 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
                              f'{tuple(image_emb.shape)}.')
         text_data = text_data or {}
         if 'osfcm_prior_index' in text_data and self.priors is not None:
-            prior = self._rows_of(text_data['osfcm_prior_index'])
+            index = text_data['osfcm_prior_index']
         else:
-            prior = self.get_priors(data_samples)
-        prior = prior.to(image_emb.dtype)
+            index = self._index_of(data_samples)
+        prior = self._rows_of(index)
+        # float32 from here (float64 for float64 embeddings)
+        dtype = loss_dtype(image_emb)
+        prior = prior.to(dtype)
         if prior.size(0) != image_emb.size(0):
             raise ValueError(f'ObjectSemanticClusterHead: {prior.size(0)} '
                              f'data samples for {image_emb.size(0)} '
                              'embeddings.')
+        # the clustering runs in float32 also under AMP: its products are
+        # small, and autocast would add a cast per operand
+        with torch.autocast(image_emb.device.type, enabled=False):
+            return self._losses(image_emb, text_emb, prior, data_samples,
+                                text_data, index)
+
+    def _losses(self, image_emb: torch.Tensor,
+                text_emb: Optional[torch.Tensor], prior: torch.Tensor,
+                data_samples: Sequence,
+                text_data: Dict[str, torch.Tensor], index: torch.Tensor
+                ) -> Dict[str, torch.Tensor]:
+        """:meth:`loss` once the (B, K) ``prior`` rows (in the loss dtype)
+        and their (B,) table ``index`` are known."""
+        dtype = prior.dtype
+        unit = l2_normalize(image_emb.to(dtype), dim=1)
+        rows = self._host_rows(index)
         if self.training:
-            self._update_prototypes(image_emb, prior)
+            if self._needs_update(rows):
+                self._update_prototypes(unit, prior)
             self._count_step()
         ramp = 1.0 if self.warmup_iters == 0 else min(
             1.0,
             max(self._iter, 1) / self.warmup_iters)
         weight = self.loss_weight * ramp
-        protos = l2_normalize(self.prototypes, dim=1).to(image_emb.dtype)
+        protos = l2_normalize(self.prototypes.to(dtype), dim=1)
+        loss = self._cluster_loss(
+            unit, prior, protos, weight,
+            None if rows is None else int(rows.any(axis=1).sum()))
         if not (self.text_weight > 0 and text_emb is not None):
-            return dict(loss_osfcm=weight *
-                        self._cluster_loss(image_emb, prior, protos))
+            return dict(loss_osfcm=loss)
         if text_emb.shape != image_emb.shape:
             raise ValueError('ObjectSemanticClusterHead: text_emb must '
                              'be row-aligned with image_emb, got '
@@ -525,24 +619,16 @@ class ObjectSemanticClusterHead(WarmupCounterMixin, SwitchableMixin,
         target = prior
         if self.caption_targets and 'osfcm_caption_target' in text_data:
             target = text_data['osfcm_caption_target'].to(
-                text_emb.device, text_emb.dtype, non_blocking=True)
+                text_emb.device, dtype, non_blocking=True)
         elif self.caption_targets:
             target = self.caption_nouns(
                 [_text_of(s) for s in data_samples],
-                text_emb.device).to(text_emb.dtype)
-        if text_emb.dtype != image_emb.dtype:
-            return dict(
-                loss_osfcm=weight *
-                self._cluster_loss(image_emb, prior, protos),
-                loss_osfcm_txt=weight * self.text_weight *
-                self._cluster_loss(text_emb, target, protos.to(text_emb)))
-        # image and caption rows in one pass (the loss is row-wise; one
-        # mean per half)
-        both = self._cluster_loss(
-            torch.cat([image_emb, text_emb]),
-            torch.cat([prior, target.to(prior.dtype)]), protos, groups=2)
-        return dict(loss_osfcm=weight * both[0],
-                    loss_osfcm_txt=weight * self.text_weight * both[1])
+                text_emb.device).to(dtype)
+        text_unit = l2_normalize(text_emb.to(dtype), dim=1)
+        return dict(
+            loss_osfcm=loss,
+            loss_osfcm_txt=self._cluster_loss(text_unit, target, protos,
+                                              weight * self.text_weight))
 
     def extra_repr(self) -> str:
         return (f'num_prototypes={self.num_prototypes}, '

@@ -5,11 +5,11 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 from ...utils.validation import check_values
-from .utils import as_id_tensor, gather_pool, positive_mask, scores_fp32
+from .soft_target_ce import scaled_soft_target_ce, symmetric_soft_target_ce
+from .utils import as_id_tensor, gather_pool, positive_mask
 
 
 @MODELS.register_module()
@@ -29,7 +29,11 @@ class MultiPositiveInfoNCELoss(nn.Module):
 
     The logits are computed in float32 (autocast disabled for the B x M
     product), so AMP does not round ``s * cos`` (``s`` up to 100) to
-    fp16/bf16.
+    fp16/bf16. Both directions run through
+    :func:`~rsitr_mm.models.losses.soft_target_ce.scaled_soft_target_ce`,
+    whose hand-written backward launches about ten kernels per direction
+    instead of about twenty (the values and gradients are those of the
+    ``log_softmax`` composite; ``tests/test_models/test_losses``).
 
     Temperature: with ``learnable=False`` (default) the loss reads the
     model's ``logit_scale`` (``uses_logit_scale`` is True, so
@@ -76,13 +80,6 @@ class MultiPositiveInfoNCELoss(nn.Module):
         """Whether the model's ``logit_scale`` should be passed in."""
         return not self.learnable
 
-    @staticmethod
-    def _direction(anchor, anchor_ids, cand, cand_ids, scale):
-        logits = scale.float() * scores_fp32(anchor, cand)  # (B, M)
-        pos = positive_mask(anchor_ids, cand_ids).float()
-        target = pos / pos.sum(dim=1, keepdim=True)
-        return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-
     def forward(self,
                 image_embeds: torch.Tensor,
                 text_embeds: torch.Tensor,
@@ -119,8 +116,20 @@ class MultiPositiveInfoNCELoss(nn.Module):
             scale = torch.as_tensor(logit_scale, device=image_embeds.device)
         pool = gather_pool(image_embeds, text_embeds, ids, None,
                            self.gather_negatives)
-        loss_i2t = self._direction(image_embeds, ids, pool.texts,
-                                   pool.image_ids, scale)
-        loss_t2i = self._direction(text_embeds, ids, pool.images,
-                                   pool.image_ids, scale)
-        return self.loss_weight * (loss_i2t + loss_t2i) / 2
+        # both directions share the target: rows uniform over the
+        # positives (every row has one: its own pair), each weighted
+        # loss_weight / (2 B) (half the mean over the anchors)
+        pos = positive_mask(ids, pool.image_ids)
+        count = pos.sum(dim=1, keepdim=True, dtype=torch.float32)
+        target = pos / (count * (2 * len(ids) / self.loss_weight)) \
+            if self.loss_weight > 0 else pos * 0.0
+        if pool.offset == 0 and pool.texts is text_embeds:
+            # local candidates: one product serves both directions (the
+            # target is symmetric: positives are mutual, with equal counts)
+            return symmetric_soft_target_ce(image_embeds, text_embeds, scale,
+                                            target)
+        loss_i2t = scaled_soft_target_ce(image_embeds, pool.texts, scale,
+                                         target)
+        loss_t2i = scaled_soft_target_ce(text_embeds, pool.images, scale,
+                                         target)
+        return loss_i2t + loss_t2i

@@ -71,6 +71,10 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
       one fusion for a backbone without a global token (a CNN, e.g. DAPN
       as the neck of an mmpretrain ``ImageClassifier``).
 
+    **Precision.** The neck computes in its parameters' dtype with autocast
+    off inside (float32 under AMP; ``docs/architecture.md``): the inputs
+    are cast once instead of every weight and activation of its matmuls.
+
     **Switches** (:class:`SwitchableMixin`): ``disable('dapn')`` returns the
     global embedding unchanged (not with ``'replace'``);
     ``disable('context')`` / ``disable('region')`` drop that branch's term.
@@ -176,9 +180,9 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
                   ref: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Constants of the batched region attention, built once per grid
         size, device and dtype: ``pool`` (R, N) every scale's pooling
-        matrix stacked (R = sum_s s*s), ``scale_of`` (R,) the scale index
-        of each region, ``rows`` (R,) = arange(R) and ``mask`` (S, R) 0 on
-        a scale's own regions and -inf elsewhere (float32)."""
+        matrix stacked (R = sum_s s*s), ``pool_n`` = ``N * pool`` (the
+        spatial map's mean-1 factor folded in) and ``mask`` (S, R) 0 on a
+        scale's own regions and -inf elsewhere."""
         key = ('all', height, width, ref.device, ref.dtype)
         hit = self._pool_cache.get(key)
         if hit is None:
@@ -192,10 +196,10 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
             ]).to(ref.device)
             rows = torch.arange(len(scale_of), device=ref.device)
             mask = torch.full((len(mats), len(scale_of)), float('-inf'),
-                              device=ref.device)
+                              device=ref.device, dtype=ref.dtype)
             mask[scale_of, rows] = 0.0
-            hit = dict(pool=torch.cat(mats), scale_of=scale_of, rows=rows,
-                       mask=mask)
+            pool = torch.cat(mats)
+            hit = dict(pool=pool, pool_n=pool * (height * width), mask=mask)
             self._pool_cache[key] = hit
         return hit
 
@@ -230,8 +234,10 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
                     '(the output is the attended grid alone).')
         return grid, glob
 
-    def _attend(self, grid: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Run both attentions; returns features and maps."""
+    def _attend(self, grid: torch.Tensor,
+                maps: bool = True) -> Dict[str, torch.Tensor]:
+        """Run both attentions; returns features and (with ``maps``) the
+        region maps, which no loss reads."""
         B, C, H, W = grid.shape
         N = H * W
         x = grid.flatten(2)  # (B, C, N)
@@ -255,36 +261,37 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
         if not self.use_region:
             return out
 
-        # (b) adaptive salient-region object attention
-        x_att = x * a_c.unsqueeze(2) * (a_s * N).unsqueeze(1)  # (B, C, N)
-        const = self._pool_all(H, W, x_att)
-        pool, which = const['pool'], const['scale_of']
+        # (b) adaptive salient-region object attention, all scales at once.
+        # Region r of the attended grid Xa = X * ac * (N * as) is
+        #   R[b, r, c] = ac[b, c] * sum_n N pool[r, n] as[b, n] X[b, c, n]
+        const = self._pool_all(H, W, x)
         S, R = const['mask'].shape
-        # every scale's regions at once: (B, R, C), R = sum_s s*s
-        regions = torch.matmul(pool, x_att.transpose(1, 2))
-        # region r is scored by its scale's MLP: the first layers of all
-        # scorers in one matmul, then each region keeps its scale's block
+        regions = torch.bmm(const['pool_n'] * a_s.unsqueeze(1),
+                            x.transpose(1, 2)) * a_c.unsqueeze(1)  # (B, R, C)
+        # every scale's scorer on every region: the first layers as one
+        # matmul, the second as a product with the stacked weights
         first = [sc[0] for sc in self.region_scorers]
         second = [sc[2] for sc in self.region_scorers]
-        hidden = F.linear(regions, torch.cat([m.weight for m in first]),
-                          torch.cat([m.bias for m in first]))
-        hidden = hidden.view(B, R, S, -1)[:, const['rows'], which]
+        hidden = F.linear(regions.view(B * R, C),
+                          torch.cat([m.weight for m in first]),
+                          torch.cat([m.bias for m in first])).relu()
         w2 = torch.cat([m.weight for m in second])  # (S, hidden)
-        b2 = torch.cat([m.bias for m in second])  # (S,)
-        score = (hidden.relu() * w2[which]).sum(-1) + b2[which]  # (B, R)
-        # softmax over the regions of each scale: the others masked out
-        w = (score.unsqueeze(1) + const['mask']).softmax(
-            dim=2)  # (B, S, R), zero outside the scale
+        score = (hidden.view(B, R, S, -1) * w2).sum(-1) + torch.cat(
+            [m.bias for m in second])  # (B, R, S): scorer s on region r
+        # softmax over the regions of each scale (scorer s on its own
+        # regions; the others masked out): (B, S, R)
+        w = (score.transpose(1, 2) + const['mask']).softmax(dim=2)
         scale_feats = torch.bmm(w, regions)  # (B, S, C)
         scale_w = self.scale_gate(context).softmax(dim=1)  # (B, S)
         region = torch.bmm(scale_w.unsqueeze(1), scale_feats).squeeze(1)
-        # each grid cell's weight in f_s (sums to 1 over the grid); cheap,
-        # and no loss reads it
-        cell_w = (w @ pool).view(B, S, H, W)
-        region_maps = {
-            scale: cell_w[:, i:i + 1]
-            for i, scale in enumerate(self.region_scales)
-        }
+        region_maps = {}
+        if maps:
+            # each grid cell's weight in f_s (sums to 1 over the grid)
+            cell_w = (w @ const['pool']).view(B, S, H, W)
+            region_maps = {
+                scale: cell_w[:, i:i + 1]
+                for i, scale in enumerate(self.region_scales)
+            }
         out.update(region=region, regions=region_maps, scale_weights=scale_w)
         return out
 
@@ -302,6 +309,8 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
         ]
         z = self.fuse_proj(torch.cat(parts, dim=1))
         if self.fusion == 'residual':
+            if self.residual_scale == 1.0:
+                return glob + z
             return glob + self.residual_scale * z
         if self.fusion == 'sum':
             return glob + z
@@ -325,9 +334,7 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
             the region branch, ``regions`` is empty and ``scale_weights``
             is None.
         """
-        grid, glob = self._parse_inputs(inputs)
-        out = self._attend(grid)
-        feat = self._fuse(out, glob)
+        feat, out = self._run(inputs, maps=True)
         maps = dict(
             spatial=out['spatial'],
             channel=out['channel'],
@@ -349,4 +356,17 @@ class DualAttentionPerception(SwitchableMixin, BaseModule):
             1-tuple as mmpretrain necks return, so the neck drops into an
             ``ImageClassifier`` as well as into the retriever.
         """
-        return (self.forward_with_maps(inputs)[0], )
+        return (self._run(inputs, maps=False)[0], )
+
+    def _run(self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]],
+             maps: bool) -> Tuple[torch.Tensor, dict]:
+        """Both attentions and the fusion, in the dtype of the neck's
+        parameters (float32 under AMP: the neck's products are small, and
+        autocast would cast every weight and activation of its ~20 matmuls
+        and norms on every step)."""
+        grid, glob = self._parse_inputs(inputs)
+        dtype = self.fuse_proj.weight.dtype
+        with torch.autocast(grid.device.type, enabled=False):
+            out = self._attend(grid.to(dtype), maps)
+            feat = self._fuse(out, None if glob is None else glob.to(dtype))
+        return feat, out

@@ -2,6 +2,7 @@
 """The dual-encoder retriever every rsitr_mm model is built on."""
 import inspect
 import math
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -75,6 +76,19 @@ def _first_values(values: Sequence, default: Sequence[int],
         next(it).to(device) if p is None else p.to(device, torch.long)
         for p in parts
     ])
+
+
+def _normalize_pair(image_emb: torch.Tensor, text_emb: torch.Tensor
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Both (B, D) embeddings L2-normalised, in one pass when their widths
+    agree (the rows are independent; one kernel set instead of two)."""
+    if image_emb.dim() == text_emb.dim() == 2 and \
+            image_emb.size(1) == text_emb.size(1):
+        both = l2_normalize(torch.cat([image_emb, text_emb]), dim=-1)
+        # split (not slicing): its backward is one cat
+        image_emb, text_emb = both.split([len(image_emb), len(text_emb)])
+        return image_emb, text_emb
+    return l2_normalize(image_emb, dim=-1), l2_normalize(text_emb, dim=-1)
 
 
 def _accepts_kwarg(fn, name: str) -> bool:
@@ -486,6 +500,40 @@ class DualEncoderRetriever(BaseModel):
     # ------------------------------------------------------------------ #
     # Forward
     # ------------------------------------------------------------------ #
+    def parse_losses(
+        self, losses: Dict[str, torch.Tensor]
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """mmengine's ``parse_losses`` without the kernels that compute
+        nothing: a 0-d loss is logged as it is (mmengine takes its
+        ``mean()``, a copy) and the total starts from the first term (not
+        from ``0 +``). Same total and same ``log_vars`` keys and values.
+
+        Args:
+            losses (dict[str, Tensor | list[Tensor]]): named losses.
+
+        Returns:
+            tuple[Tensor, dict]: the total of the keys containing ``loss``
+            and the ``log_vars`` (``loss`` first).
+        """
+        log_vars = []
+        for name, value in losses.items():
+            if isinstance(value, torch.Tensor):
+                log_vars.append(
+                    [name, value if value.dim() == 0 else value.mean()])
+            elif isinstance(value, (list, tuple)) and value and all(
+                    isinstance(v, torch.Tensor) for v in value):
+                log_vars.append([name, sum(v.mean() for v in value)])
+            else:
+                raise TypeError(
+                    f'{name} is not a tensor or list of tensors')
+        total = None
+        for name, value in log_vars:
+            if 'loss' in name:
+                total = value if total is None else total + value
+        total = 0 if total is None else total  # as mmengine: sum([]) == 0
+        log_vars.insert(0, ['loss', total])
+        return total, OrderedDict(log_vars)
+
     def forward(self,
                 images: Optional[torch.Tensor] = None,
                 data_samples: Optional[list] = None,
@@ -579,8 +627,7 @@ class DualEncoderRetriever(BaseModel):
             if hasattr(head, 'embed'):
                 image_emb, text_emb = head.embed(image_emb, text_emb)
 
-        image_emb = l2_normalize(image_emb, dim=-1)
-        text_emb = l2_normalize(text_emb, dim=-1)
+        image_emb, text_emb = _normalize_pair(image_emb, text_emb)
         logit_scale = None
         if self.logit_scale is not None:
             logit_scale = self.logit_scale.exp().clamp(

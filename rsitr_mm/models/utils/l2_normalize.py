@@ -9,38 +9,45 @@ at zero, the clamp's mask, the division's two branches). With
     dx = (g - y * <g, y>) / n        where |x| > eps
     dx = g / eps                     where the norm was clamped
 
-i.e. four kernels. The forward is exactly ``F.normalize``'s.
+i.e. five kernels. The forward is exactly ``F.normalize``'s.
 """
 import torch
 
 
 class _L2Normalize(torch.autograd.Function):
-    """``(x / max(|x|, eps), |x|)``; the norm's gradient is ``y`` (0 at
-    ``x = 0``, as ``torch.linalg.vector_norm``'s)."""
+    """``(x / max(|x|, eps), |x|)``; the norm's gradient is ``x / |x|``
+    (0 at ``x = 0``, as ``torch.linalg.vector_norm``'s)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, dim: int, eps: float):
         norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
         denom = norm.clamp_min(eps)
         y = x / denom
-        # 1 where the norm is real, 0 where it was clamped
-        ctx.save_for_backward(y, denom, (norm > eps).to(y.dtype))
+        # True where the norm is real, False where it was clamped (a bool
+        # multiplies without a cast kernel)
+        ctx.save_for_backward(y, denom, norm > eps, norm)
         ctx.dim = dim
+        # an unused output's gradient arrives as None, not as zeros
+        ctx.set_materialize_grads(False)
         return y, norm
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor, grad_norm: torch.Tensor):
-        y, denom, real = ctx.saved_tensors
-        radial = (grad * y).sum(ctx.dim, keepdim=True) * real
-        dx = (grad - y * radial) / denom
+        y, denom, real, norm = ctx.saved_tensors
+        dx = None
+        if grad is not None:
+            radial = (grad * y).sum(ctx.dim, keepdim=True) * real
+            dx = torch.addcmul(grad, y, radial, value=-1).div_(denom)
         if grad_norm is not None:
-            dx = dx + grad_norm * y
+            # d|x|/dx = x / |x| (= y unless clamped; 0 at x = 0)
+            unit = torch.nan_to_num(y * (denom / norm))
+            dx = grad_norm * unit if dx is None else dx + grad_norm * unit
         return dx, None, None
 
 
 def l2_normalize(x: torch.Tensor, dim: int = -1,
                  eps: float = 1e-12) -> torch.Tensor:
-    """``F.normalize(x, dim=dim, eps=eps)`` with a 4-kernel backward.
+    """``F.normalize(x, dim=dim, eps=eps)`` with a 5-kernel backward.
 
     Args:
         x (Tensor): (..., D, ...) input.

@@ -9,9 +9,10 @@ class WarmupCounterMixin:
     The count lives in the int64 scalar buffer ``warmup_step`` (so it is in
     the state dict: a resumed run continues its warm-up instead of starting
     it again) and in the Python int ``_iter`` that the forward pass reads
-    (so reading it never synchronises with the device). Counting writes the
-    buffer with ``fill_`` (no host sync); loading a state dict sets
-    ``_iter`` from the loaded buffer. A state dict without the key (a
+    (so reading it never synchronises with the device). Counting increments
+    the int only; the buffer is written from it when a state dict is made
+    (no kernel per step, no host sync); loading a state dict sets ``_iter``
+    from the loaded buffer. A state dict without the key (a
     checkpoint from before the counter was saved) leaves the count at 0 and
     reports the key missing as usual.
 
@@ -32,7 +33,10 @@ class WarmupCounterMixin:
     def _count_step(self) -> None:
         """One more training step."""
         self._iter += 1
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         self.warmup_step.fill_(self._iter)
+        super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,

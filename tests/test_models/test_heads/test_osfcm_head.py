@@ -480,3 +480,46 @@ def test_batched_embed_and_loss_match_the_separate_passes(ann_file,
             x = torch.zeros_like(p) if x is None else x
             y = torch.zeros_like(p) if y is None else y
             torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+
+
+def test_skipping_the_idle_prototype_update_changes_nothing(ann_file):
+    """Once every noun of a batch has been seen, the 'learnable' update is
+    skipped (host-side check): prototypes and losses equal a head that
+    updates on every step, and a new noun still initialises."""
+    torch.manual_seed(0)
+    fast = _head(ann_file).train()
+    slow = _head(ann_file).train()
+    slow.load_state_dict(fast.state_dict())
+    slow._needs_update = lambda rows: True  # the update on every step
+    calls = []
+    update = fast._update_prototypes
+    fast._update_prototypes = lambda *a: calls.append(1) or update(*a)
+    batches = [['1.tif', '2.tif'], ['2.tif', '1.tif'], ['1.tif'],
+               ['3.tif', '1.tif']]
+    for names in batches:
+        emb = torch.randn(len(names), D)
+        samples = _samples(names)
+        torch.testing.assert_close(
+            fast.loss(emb, None, samples)['loss_osfcm'],
+            slow.loss(emb, None, samples)['loss_osfcm'])
+        torch.testing.assert_close(fast.prototypes, slow.prototypes)
+        assert fast.proto_seen.tolist() == slow.proto_seen.tolist()
+    new_nouns = fast.get_priors(_samples(['3.tif']))[0] > 0
+    # steps 1 and 4 bring nouns not seen before (if 3.tif has any new one)
+    expected = 1 + int(bool((new_nouns & ~(
+        fast.get_priors(_samples(['1.tif', '2.tif'])) > 0).any(0)).any()))
+    assert len(calls) == expected
+
+
+def test_seen_copy_follows_a_loaded_checkpoint(ann_file):
+    head = _head(ann_file).train()
+    samples = _samples(['1.tif', '2.tif'])
+    head.loss(torch.randn(2, D), None, samples)
+    fresh = _head(ann_file).train()
+    fresh.load_state_dict(head.state_dict())
+    assert fresh._seen_host.tolist() == head.proto_seen.tolist()
+    # nothing new in the same batch: no update after loading either
+    rows = fresh._host_rows(torch.tensor(
+        [fresh.priors.index('data/imgs/1.tif'),
+         fresh.priors.index('data/imgs/2.tif')]))
+    assert not fresh._needs_update(rows)

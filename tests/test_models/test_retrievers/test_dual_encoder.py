@@ -6,6 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import rsitr_mm  # noqa: F401
+from rsitr_mm.models.retrievers.dual_encoder import DualEncoderRetriever
 from rsitr_mm.datasets.vocab import Vocabulary
 
 CAPTIONS = [
@@ -149,3 +150,19 @@ def test_labels_are_built_once_and_given_to_heads(tmp_path):
     model.loss(torch.randn(4, 3, 16, 16), samples)
     assert seen['labels'].tolist() == [0, 1, 0, -1]
     assert seen['labels'].dtype == torch.long
+
+
+def test_parse_losses_matches_mmengine():
+    """The total and the log_vars equal mmengine's ``parse_losses``."""
+    from mmengine.model import BaseModel
+    losses = dict(loss_a=torch.tensor(1.5, requires_grad=True),
+                  loss_b=torch.tensor([1.0, 3.0], requires_grad=True),
+                  loss_c=[torch.tensor(0.25), torch.tensor([1.0, 2.0])],
+                  acc=torch.tensor(0.9))
+    mine, mine_vars = DualEncoderRetriever.parse_losses(None, losses)
+    ref, ref_vars = BaseModel.parse_losses(None, losses)
+    torch.testing.assert_close(mine, ref)
+    assert list(mine_vars) == list(ref_vars)
+    for key in ref_vars:
+        torch.testing.assert_close(mine_vars[key], ref_vars[key])
+    assert mine.requires_grad
