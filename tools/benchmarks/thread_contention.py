@@ -49,8 +49,7 @@ import torch  # noqa: E402
 # the module (the package exports a function of the same name)
 rr = importlib.import_module(
     'rsitr_mm.evaluation.functional.retrieval_recall')
-from rsitr_mm.utils.threads import (busy_cores, choose_threads,  # noqa
-                                    usable_cores)
+from rsitr_mm.utils.threads import choose_threads, usable_cores  # noqa
 
 SPIN = 'while True:\n    pass\n'
 
@@ -170,8 +169,8 @@ def main(argv=None) -> None:
     with busy_processes(args.busy):
         chosen, why = choose_threads(None, 0)
         print(f'{usable_cores()} usable cores, {args.busy} busy process(es) '
-              f'started, 1-min load {os.getloadavg()[0]:.1f} '
-              f'(rounded {busy_cores()}); chosen threads: {chosen} ({why})\n')
+              f'started, 1-min load {os.getloadavg()[0]:.1f}; chosen '
+              f'threads: {chosen} ({why})\n')
         if args.demo_epochs:
             demo = demo_rows(args.reps, args.demo_epochs)
             print(f'tools/demo.py --epochs {args.demo_epochs} (wall '
