@@ -34,7 +34,7 @@ thread pool and lose most to a busy core, so they run under
 import contextlib
 import os
 import time
-from typing import Iterator, Optional, Tuple, Union
+from typing import ContextManager, Iterator, Optional, Tuple, Union
 
 import torch
 
@@ -245,7 +245,28 @@ def add_threads_arg(parser) -> None:
 
 
 @contextlib.contextmanager
-def single_threaded(enabled: bool = True) -> Iterator[None]:
+def limited_threads(count: Optional[int]) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads, then restore the
+    setting.
+
+    Args:
+        count (int, optional): threads for the block; ``None`` keeps the
+            process's setting (a no-op).
+    """
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    if count < 1:
+        raise ValueError(f'threads must be a positive integer, got {count}')
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def single_threaded(enabled: bool = True) -> ContextManager[None]:
     """Run the block with one intra-op thread, then restore the setting.
 
     For loops of small reductions on the CPU, where a thread pool adds
@@ -255,12 +276,4 @@ def single_threaded(enabled: bool = True) -> Iterator[None]:
         enabled (bool): ``False`` makes this a no-op (e.g. for a GPU
             tensor).
     """
-    before = torch.get_num_threads()
-    if not enabled or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return limited_threads(1 if enabled else None)

@@ -147,25 +147,80 @@ def test_loader_workers_is_the_largest():
     assert threads.loader_workers(cfg) == 3
 
 
-def test_recall_rank_loop_runs_single_threaded(monkeypatch):
+def test_limited_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threads.limited_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with threads.limited_threads(None):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError):
+            with threads.single_threaded():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError('restored on errors too')
+        assert torch.get_num_threads() == 2
+        with threads.single_threaded(enabled=False):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match='positive integer'):
+            with threads.limited_threads(0):
+                pass
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def threads_seen(monkeypatch):
+    """Wrap ``module.name`` to record the intra-op threads it runs with;
+    the test body runs with 2 threads, restored afterwards."""
+    seen = []
+
+    def spy_on(module, name):
+        original = getattr(module, name)
+
+        def spy(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+        return seen
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield spy_on
+    torch.set_num_threads(before)
+
+
+def test_recall_rank_loop_runs_single_threaded(threads_seen):
     """retrieval_recall counts ranks with one thread, then restores the
     process's setting."""
     rr = importlib.import_module(
         'rsitr_mm.evaluation.functional.retrieval_recall')
-    seen = []
-    original = rr._ranks
-
-    def spy(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(rr, '_ranks', spy)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        result = rr.retrieval_recall(torch.eye(4).repeat_interleave(5, 1))
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    seen = threads_seen(rr, '_ranks')
+    result = rr.retrieval_recall(torch.eye(4).repeat_interleave(5, 1))
+    assert torch.get_num_threads() == 2
     assert seen == [1]
     assert result['i2t_R@1'] == 100.0 and result['t2i_R@1'] == 100.0
+
+
+def test_exact_topk_threads_argument(threads_seen):
+    """``exact_topk(threads=1)`` runs its chunk loop on one intra-op thread
+    with the same result; the process's setting is back afterwards;
+    ``None`` keeps it; 0 is refused."""
+    from rsitr_mm.apis import exact_topk, search
+    seen = threads_seen(search, '_chunk_topk')
+    g = torch.Generator().manual_seed(3)
+    queries, gallery = torch.randn(6, 16, generator=g), torch.randn(
+        300, 16, generator=g)
+    single = exact_topk(queries, gallery, 5, chunk_size=100, threads=1)
+    assert torch.get_num_threads() == 2
+    pooled = exact_topk(queries, gallery, 5, chunk_size=100)
+    assert seen == [1, 1, 1, 2, 2, 2]
+    expected = torch.topk(queries @ gallery.t(), 5, dim=1)
+    assert (single[1] == expected.indices.numpy()).all()
+    assert (single[1] == pooled[1]).all()
+    assert torch.allclose(torch.from_numpy(single[0]), expected.values,
+                          atol=1e-5)
+    with pytest.raises(ValueError, match='threads must be >= 1'):
+        exact_topk(queries, gallery, 5, threads=0)
