@@ -27,9 +27,11 @@ it (:func:`busy_cores` rounds half up). Off Linux, or without ``/proc``, the
 1-minute load average is the fallback.
 
 The choice is made once, at start, and logged once. Loops of many small
-reductions (the exact recall, the search's top-k merge) gain nothing from a
-thread pool and lose most to a busy core, so they run under
-:func:`single_threaded` whatever the setting.
+reductions (the exact recall's rank loop) gain nothing from a thread pool
+and lose most to a busy core, so they run under :func:`single_threaded`
+whatever the setting. ``exact_topk`` (one large product and one top-k per
+gallery chunk, which a busy core slows about 1.2x either way) keeps the
+process's setting unless given ``threads`` (:func:`limited_threads`).
 """
 import contextlib
 import os
