@@ -346,7 +346,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                 'val_evaluator'):
         cfg[key] = None
     merge_cfg_options(cfg, args.cfg_options)  # data_root=DIR moves a dataset
-    run_preflight(cfg, ('test', ), args.config)  # one checklist, exit 2
+    # one checklist, exit 2
+    run_preflight(cfg, ('test', ), args.config, args.cfg_options)
     set_dataloader_defaults(cfg)
     setup_threads(args.threads, loader_workers(cfg))
     setup_launcher(cfg, args.launcher)

@@ -103,7 +103,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    run_preflight(cfg, ('train', ), args.config)  # one checklist, exit 2
+    # one checklist, exit 2
+    run_preflight(cfg, ('train', ), args.config, args.cfg_options)
     setup_threads(args.threads, loader_workers(cfg))
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..utils.threads import limited_threads
 from .image_index import ImageIndex
 from .model_loading import (encode_image_files, encode_texts, model_identity,
                             unknown_word_queries)
@@ -92,7 +93,8 @@ def exact_topk(queries: ArrayLike,
                chunk_size: int = 65536,
                dtype: str = 'float32',
                backend: str = 'torch',
-               device: Optional[Union[str, torch.device]] = None
+               device: Optional[Union[str, torch.device]] = None,
+               threads: Optional[int] = None
                ) -> Tuple[np.ndarray, np.ndarray]:
     """Exact top-k inner-product search by chunked matrix products.
 
@@ -121,6 +123,13 @@ def exact_topk(queries: ArrayLike,
             functions pass the model's device: on a GPU the gallery is
             copied there one chunk at a time (a reused buffer) and the
             products and top-k run there.
+        threads (int, optional): intra-op CPU threads for the search (the
+            process's setting is restored afterwards); ``None`` keeps the
+            process's setting, which the tools choose at start
+            (:func:`rsitr_mm.utils.threads.setup_threads`: the free cores).
+            On a CPU shared with busy processes, ``threads=1`` avoids the
+            stalls of a thread pool (``docs/benchmarks.md``, "Threads on a
+            shared machine"). Ignored on a GPU and by ``faiss``.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: ``scores`` (Q, k) float32 and
@@ -133,6 +142,8 @@ def exact_topk(queries: ArrayLike,
     if dtype not in _DTYPES:
         raise ValueError(
             f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    if threads is not None and threads < 1:
+        raise ValueError(f'threads must be >= 1 or None, got {threads}')
     if queries.ndim != 2 or gallery.ndim != 2:
         raise ValueError('queries and gallery must be 2-D (Q, D) and '
                          f'(N, D), got {tuple(queries.shape)} and '
@@ -156,7 +167,17 @@ def exact_topk(queries: ArrayLike,
         device = queries.device if isinstance(queries,
                                               torch.Tensor) else 'cpu'
     device = torch.device(device)
-    tdtype = _DTYPES[dtype]
+    with limited_threads(threads if device.type == 'cpu' else None):
+        return _torch_topk(queries, gallery, k, chunk_size, _DTYPES[dtype],
+                           device)
+
+
+def _torch_topk(queries: ArrayLike, gallery: ArrayLike, k: int,
+                chunk_size: int, tdtype: torch.dtype,
+                device: torch.device) -> Tuple[np.ndarray, np.ndarray]:
+    """The chunked product and top-k merge of :func:`exact_topk` (inputs
+    already checked; ``k <= N``)."""
+    num_gallery = int(gallery.shape[0])
     q = _as_tensor(queries, tdtype, device)
     num_queries = q.shape[0]
     # Reused buffers: a fresh multi-MiB allocation per chunk costs page

@@ -228,9 +228,52 @@ def collect_path_checks(cfg: Any,
     return unique
 
 
-def format_checklist(missing: Sequence[PathCheck], config: str = '') -> str:
+def _closing_advice(missing: Sequence[PathCheck],
+                    data_root: Optional[str]) -> List[str]:
+    """The checklist's last lines: how to point the run at the files.
+
+    Without a ``data_root`` override the advice names
+    ``--cfg-options data_root=DIR``; with one it does not repeat the flag
+    just passed, but says what was not found under the given root and
+    which missing paths lie outside it.
+    """
+    if not data_root:
+        return ['Override any of them with --cfg-options KEY=PATH; move a '
+                'whole dataset with --cfg-options data_root=DIR.']
+    prefix = data_root.rstrip('/') + '/'
+    local = [c for c in missing if c.kind in ('file', 'dir')]
+    under = [c for c in local if c.path.startswith(prefix)]
+    outside = [c for c in local if not c.path.startswith(prefix)]
+    lines = []
+    if under:
+        names = sorted({c.path[len(prefix):] + ('/' if c.kind == 'dir'
+                                                 else '')
+                        for c in under})
+        found = 'does not exist' if not osp.isdir(data_root) else \
+            'exists but lacks them'
+        lines.append(f'Not found under the data_root you gave ({data_root!r}'
+                     f'; the folder {found}): ' + ', '.join(names) +
+                     '. Point data_root at the folder that holds them.')
+    if outside:
+        lines.append(f'Not under the data_root you gave ({data_root!r}), so '
+                     'it did not move them: ' +
+                     ', '.join(c.key for c in outside) + '.')
+    lines.append('Override any path with --cfg-options KEY=PATH.')
+    return lines
+
+
+def format_checklist(missing: Sequence[PathCheck],
+                     config: str = '',
+                     data_root: Optional[str] = None) -> str:
     """The checklist printed for missing paths (grouped by where to get
-    them)."""
+    them).
+
+    Args:
+        missing (Sequence[PathCheck]): The paths not found.
+        config (str): The config file, for the message.
+        data_root (str, optional): ``data_root`` given with
+            ``--cfg-options`` (the advice then does not repeat that flag).
+    """
     lines = [
         f'{len(missing)} path(s) needed by {config or "the config"} are '
         'missing; nothing was built:'
@@ -243,8 +286,7 @@ def format_checklist(missing: Sequence[PathCheck], config: str = '') -> str:
             lines.append(f'  [ ] {check.key} = {check.path!r} '
                          f'({_MISSING[check.kind]})')
         lines.append(f'      get it: {hint}')
-    lines.append('Override any of them with --cfg-options KEY=PATH; move a '
-                 'whole dataset with --cfg-options data_root=DIR.')
+    lines += _closing_advice(missing, data_root)
     return '\n'.join(lines)
 
 
@@ -263,13 +305,16 @@ class PreflightError(FileNotFoundError):
 
 def preflight(cfg: Any,
               phases: Sequence[str] = ('train', ),
-              config: str = '') -> List[PathCheck]:
+              config: str = '',
+              data_root: Optional[str] = None) -> List[PathCheck]:
     """Raise :class:`PreflightError` listing every missing path at once.
 
     Args:
         cfg (Config | dict): The merged config.
         phases (Sequence[str]): See :func:`collect_path_checks`.
         config (str): The config file, for the message.
+        data_root (str, optional): ``data_root`` the user gave with
+            ``--cfg-options`` (see :func:`format_checklist`).
 
     Returns:
         list[PathCheck]: The paths checked (all present).
@@ -277,20 +322,30 @@ def preflight(cfg: Any,
     checks = collect_path_checks(cfg, phases)
     missing = [c for c in checks if not c.exists]
     if missing:
-        raise PreflightError(format_checklist(missing, config))
+        raise PreflightError(format_checklist(missing, config, data_root))
     return checks
 
 
-def run_preflight(cfg: Any, phases: Sequence[str], config: str = '') -> None:
+def run_preflight(cfg: Any,
+                  phases: Sequence[str],
+                  config: str = '',
+                  cfg_options: Optional[dict] = None) -> None:
     """Command-line form of :func:`preflight`: print the checklist (rank 0
-    only) and exit with status 2 when anything is missing."""
+    only) and exit with status 2 when anything is missing.
+
+    Args:
+        cfg_options (dict, optional): the command's ``--cfg-options``; a
+            ``data_root`` among them shapes the checklist's advice.
+    """
     import os
     import sys
 
     from .config_check import ConfigError, check_config
+    given = (cfg_options or {}).get('data_root', None)
     try:
         check_config(cfg, phases, config)  # mistakes, before any build
-        preflight(cfg, phases, config)
+        preflight(cfg, phases, config,
+                  given if isinstance(given, str) else None)
     except (ConfigError, PreflightError) as err:
         if os.environ.get('RANK', '0') == '0':
             print(err, file=sys.stderr, flush=True)

@@ -13,17 +13,30 @@ machine"). So every entry point calls :func:`setup_threads` once:
 * otherwise (``auto``) the main process takes the *free* cores: the cores it
   may run on (``os.sched_getaffinity``, divided among ``LOCAL_WORLD_SIZE``
   processes of a ``torchrun`` job), minus the cores other processes keep
-  busy (the 1-minute load average, rounded), minus the data-loader workers
-  that run beside it; never fewer than 1.
+  busy *now*, minus the data-loader workers that run beside it; never fewer
+  than 1.
+
+"Busy now" is sampled, not read from the load average: the 1-minute load
+average lags (it still reads 0.9 a minute after other work ended, and a demo
+then ran on 1 thread of an idle 2-core machine in 343 s instead of 146 s).
+:func:`sample_others_busy` reads the busy jiffies of the usable cores from
+``/proc/stat`` twice, :data:`SAMPLE_S` apart, subtracts this process's own
+CPU time over the same window and divides by the elapsed time: the cores
+other processes used. A core counts as busy when others use at least half of
+it (:func:`busy_cores` rounds half up). Off Linux, or without ``/proc``, the
+1-minute load average is the fallback.
 
 The choice is made once, at start, and logged once. Loops of many small
-reductions (the exact recall, the search's top-k merge) gain nothing from a
-thread pool and lose most to a busy core, so they run under
-:func:`single_threaded` whatever the setting.
+reductions (the exact recall's rank loop) gain nothing from a thread pool
+and lose most to a busy core, so they run under :func:`single_threaded`
+whatever the setting. ``exact_topk`` (one large product and one top-k per
+gallery chunk, which a busy core slows about 1.2x either way) keeps the
+process's setting unless given ``threads`` (:func:`limited_threads`).
 """
 import contextlib
 import os
-from typing import Iterator, Optional, Tuple, Union
+import time
+from typing import ContextManager, Iterator, Optional, Tuple, Union
 
 import torch
 
@@ -48,16 +61,93 @@ def usable_cores() -> int:
     return max(1, cores // local)
 
 
-def busy_cores() -> int:
-    """Cores other processes keep busy: the 1-minute load average, rounded.
+#: Seconds :func:`sample_others_busy` watches the CPU counters.
+SAMPLE_S = 0.2
+
+#: ``/proc/stat`` fields (after the name) that count busy time: user, nice,
+#: system, irq, softirq, steal (guest time is already inside user/nice).
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
+
+_busy_cache: Optional[Tuple[int, str]] = None
+
+
+def _busy_seconds(cpus: Optional[set], stat: str = '/proc/stat') -> float:
+    """Busy CPU seconds since boot, summed over ``cpus`` (all when None or
+    when the file has no per-CPU lines)."""
+    with open(stat) as f:
+        lines = [line.split() for line in f if line.startswith('cpu')]
+    per_cpu = {int(p[0][3:]): p for p in lines if p[0] != 'cpu'}
+    if cpus is not None and per_cpu and cpus <= set(per_cpu):
+        rows = [per_cpu[c] for c in cpus]
+    else:
+        rows = [p for p in lines if p[0] == 'cpu']
+    jiffies = sum(int(p[1 + i]) for p in rows for i in _BUSY_FIELDS
+                  if 1 + i < len(p))
+    return jiffies / os.sysconf('SC_CLK_TCK')
+
+
+def _own_seconds() -> float:
+    """CPU seconds this process (all its threads) has used."""
+    t = os.times()
+    return t.user + t.system
+
+
+def sample_others_busy(interval: float = SAMPLE_S) -> Optional[float]:
+    """Cores other processes keep busy now, sampled over ``interval``.
+
+    Reads the busy time of the cores this process may use (``/proc/stat``)
+    before and after ``interval`` seconds, less this process's own CPU time
+    over the window, divided by the elapsed wall time.
+
+    Args:
+        interval (float): seconds to watch (the call sleeps that long).
 
     Returns:
-        int: 0 where the load average is unavailable.
+        float | None: cores busy by others (>= 0), ``None`` where
+        ``/proc/stat`` cannot be read (not Linux).
     """
     try:
-        return int(round(os.getloadavg()[0]))
-    except (AttributeError, OSError):
-        return 0
+        cpus = set(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = None
+    try:
+        busy0, own0, t0 = _busy_seconds(cpus), _own_seconds(), \
+            time.monotonic()
+        time.sleep(interval)
+        busy1, own1, t1 = _busy_seconds(cpus), _own_seconds(), \
+            time.monotonic()
+    except (OSError, ValueError, AttributeError):
+        return None
+    elapsed = max(t1 - t0, 1e-6)
+    return max(0.0, ((busy1 - busy0) - (own1 - own0)) / elapsed)
+
+
+def busy_cores() -> Tuple[int, str]:
+    """Cores other processes keep busy, and what was measured (for the log).
+
+    Sampled once per process (:func:`sample_others_busy`; a core counts
+    when others use at least half of it); the 1-minute load average,
+    rounded, where ``/proc/stat`` is missing; 0 when neither is available.
+
+    Returns:
+        tuple[int, str]: the count and e.g. ``'others busy 0.1 core(s)
+        (sampled 0.2 s)'``.
+    """
+    global _busy_cache
+    if _busy_cache is None:
+        others = sample_others_busy()
+        if others is not None:
+            _busy_cache = (int(others + 0.5),
+                           f'others busy {others:.1f} core(s) (sampled '
+                           f'{SAMPLE_S:g} s)')
+        else:
+            try:
+                load = os.getloadavg()[0]
+                _busy_cache = (int(load + 0.5),
+                               f'1-min load average {load:.1f}')
+            except (AttributeError, OSError):
+                _busy_cache = (0, 'load unknown')
+    return _busy_cache
 
 
 def _parse(value: Union[int, str, None], source: str) -> Optional[int]:
@@ -97,9 +187,9 @@ def choose_threads(requested: Union[int, str, None] = None,
         number = _parse(value, source)
         if number is not None:
             return number, f'set by {source}'
-    cores, busy = usable_cores(), busy_cores()
+    cores, (busy, measured) = usable_cores(), busy_cores()
     free = max(1, cores - busy - max(0, workers))
-    return free, (f'auto: {cores} usable core(s), load {busy}, '
+    return free, (f'auto: {cores} usable core(s), {measured}, '
                   f'{workers} loader worker(s); override with --threads N '
                   f'or {ENV_VAR}=N')
 
@@ -157,7 +247,28 @@ def add_threads_arg(parser) -> None:
 
 
 @contextlib.contextmanager
-def single_threaded(enabled: bool = True) -> Iterator[None]:
+def limited_threads(count: Optional[int]) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads, then restore the
+    setting.
+
+    Args:
+        count (int, optional): threads for the block; ``None`` keeps the
+            process's setting (a no-op).
+    """
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    if count < 1:
+        raise ValueError(f'threads must be a positive integer, got {count}')
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def single_threaded(enabled: bool = True) -> ContextManager[None]:
     """Run the block with one intra-op thread, then restore the setting.
 
     For loops of small reductions on the CPU, where a thread pool adds
@@ -167,12 +278,4 @@ def single_threaded(enabled: bool = True) -> Iterator[None]:
         enabled (bool): ``False`` makes this a no-op (e.g. for a GPU
             tensor).
     """
-    before = torch.get_num_threads()
-    if not enabled or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return limited_threads(1 if enabled else None)

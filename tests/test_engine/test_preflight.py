@@ -1,6 +1,7 @@
 """The preflight checklist and the one-override dataset move."""
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -31,6 +32,48 @@ def test_fresh_clone_train_prints_one_checklist_and_exits_2(tmp_path):
     assert 'docs/datasets.md' in out.stderr
     assert 'Traceback' not in out.stderr
     assert not (tmp_path / 'work_dirs').exists()
+
+
+def test_checklist_does_not_advise_the_data_root_just_given(tmp_path):
+    """A user config with its own data_root over an inherited experiment,
+    run with --cfg-options data_root=DIR: the checklist says what is not
+    under DIR instead of advising the flag just passed."""
+    user = tmp_path / 'user.py'
+    base = osp.join(REPO, 'configs', 'ssjdn_rsitmd.py')
+    user.write_text(f'_base_ = [{base!r}]\ndata_root = "my/rsitmd"\n')
+    given = tmp_path / 'given'
+    given.mkdir()
+    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=REPO)
+    out = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'train.py'), str(user),
+         '--cfg-options', f'data_root={given}'],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert re.search(r"moved [1-9]\d* path\(s\): .* under 'data/rsitmd' "
+                     r'\(inherited from a base config\)', out.stdout)
+    err = out.stderr
+    assert f"train_dataloader.dataset.ann_file = '{given}/" in err
+    assert 'data_root=DIR' not in err
+    advice = err[err.index('Not found under the data_root you gave'):]
+    assert f"({str(given)!r}; the folder exists but lacks them)" in advice
+    assert 'dataset_rsitmd.json, images/' in advice.splitlines()[0]
+
+
+def test_checklist_names_missing_paths_outside_the_given_root(tmp_path):
+    cfg = Config(dict(data_root='d', train_dataloader=dict(dataset=dict(
+        type='RSRetrievalDataset', data_root=str(tmp_path / 'other'),
+        ann_file='a.json'))))
+    with pytest.raises(PreflightError) as info:
+        preflight(cfg, ('train', ), 'user.py', str(tmp_path / 'gone'))
+    msg = str(info.value)
+    assert 'data_root=DIR' not in msg
+    assert 'Not found under' not in msg
+    assert "so it did not move them: train_dataloader.dataset.ann_file." \
+        in msg
+    with pytest.raises(PreflightError) as info:
+        preflight(cfg, ('train', ), 'user.py')
+    assert 'move a whole dataset with --cfg-options data_root=DIR' in str(
+        info.value)
 
 
 def test_every_missing_path_is_listed_at_once(tmp_path):
