@@ -25,7 +25,7 @@ autocast disabled (logits up to ``100 * cos`` keep their precision under
 AMP; float64 inputs keep float64); the gradients are returned in the
 inputs' dtypes.
 """
-from typing import Optional, Union
+from typing import Union
 
 import torch
 
