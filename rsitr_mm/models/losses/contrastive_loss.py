@@ -8,7 +8,8 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from ...utils.validation import check_values
-from .soft_target_ce import scaled_soft_target_ce, symmetric_soft_target_ce
+from .soft_target_ce import (loss_dtype, scaled_soft_target_ce,
+                             symmetric_soft_target_ce)
 from .utils import as_id_tensor, gather_pool, positive_mask
 
 
@@ -33,7 +34,8 @@ class MultiPositiveInfoNCELoss(nn.Module):
     :func:`~rsitr_mm.models.losses.soft_target_ce.scaled_soft_target_ce`,
     whose hand-written backward launches about ten kernels per direction
     instead of about twenty (the values and gradients are those of the
-    ``log_softmax`` composite; ``tests/test_models/test_losses``).
+    ``log_softmax`` composite; ``tests/test_models/test_losses``); with
+    local candidates both directions share one product.
 
     Temperature: with ``learnable=False`` (default) the loss reads the
     model's ``logit_scale`` (``uses_logit_scale`` is True, so
@@ -120,7 +122,8 @@ class MultiPositiveInfoNCELoss(nn.Module):
         # positives (every row has one: its own pair), each weighted
         # loss_weight / (2 B) (half the mean over the anchors)
         pos = positive_mask(ids, pool.image_ids)
-        count = pos.sum(dim=1, keepdim=True, dtype=torch.float32)
+        count = pos.sum(dim=1, keepdim=True,
+                        dtype=loss_dtype(image_embeds, text_embeds))
         target = pos / (count * (2 * len(ids) / self.loss_weight)) \
             if self.loss_weight > 0 else pos * 0.0
         if pool.offset == 0 and pool.texts is text_embeds:

@@ -103,8 +103,9 @@ def test_infonce_equals_the_per_direction_composite():
     ref = 0.7 * (_composite(i2, t2, log_scale.exp(), target) +
                  _composite(t2, i2, log_scale.exp(), target)) / 2
     ref.backward()
-    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(i1.grad, i2.grad, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(t1.grad, t2.grad, rtol=1e-4, atol=1e-6)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(i1.grad, i2.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(t1.grad, t2.grad, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(loss.log_scale.grad, log_scale.grad,
-                               rtol=1e-4, atol=1e-6)
+                               rtol=1e-10, atol=1e-12)
