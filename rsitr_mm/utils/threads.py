@@ -18,7 +18,7 @@ machine"). So every entry point calls :func:`setup_threads` once:
 
 "Busy now" is sampled, not read from the load average: the 1-minute load
 average lags (it still reads 0.9 a minute after other work ended, and a demo
-then ran on 1 thread of an idle 2-core machine in 343 s instead of 146 s).
+then ran on 1 thread of an idle 2-core machine).
 :func:`sample_others_busy` reads the busy jiffies of the usable cores from
 ``/proc/stat`` twice, :data:`SAMPLE_S` apart, subtracts this process's own
 CPU time over the same window and divides by the elapsed time: the cores

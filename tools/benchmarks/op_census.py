@@ -3,8 +3,9 @@
 
 Builds the model of ``CONFIG`` (tiny random towers by default, or the
 config's full-size architecture with random weights, ``--random-init``),
-runs one warm-up step (reported apart as ``first_step_small``: OSFCM's
-prototype update runs while a batch brings nouns not seen before), then
+runs one warm-up step (reported apart as ``first_step_small``: caches such
+as DAPN's pooling constants are built, and OSFCM's prototype update runs
+while a batch brings nouns not seen before), then
 counts every ATen op of one training step
 (data preprocessor, forward, loss, backward) with a ``TorchDispatchMode``.
 Ops that launch no kernel are left out: views and other aliasing ops
@@ -89,6 +90,21 @@ class _Census:
         self.counts: Counter = Counter()
         self.ops: Dict[str, Counter] = defaultdict(Counter)
 
+    def tag(self, out) -> None:
+        """Give the autograd nodes of ``out`` (a tensor or a sequence), and
+        the untagged nodes behind them (a composite function such as einsum
+        creates several), the current region."""
+        outs = out if isinstance(out, (tuple, list)) else (out, )
+        region = self.stack[-1]
+        todo = [getattr(o, 'grad_fn', None) for o in outs
+                if isinstance(o, torch.Tensor)]
+        while todo:
+            node = todo.pop()
+            if node is None or node in self.node_region:
+                continue
+            self.node_region[node] = region
+            todo.extend(n for n, _ in node.next_functions)
+
 
 class _TagNodes(TorchFunctionMode):
     """Remember which region created each autograd node."""
@@ -99,18 +115,7 @@ class _TagNodes(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        outs = out if isinstance(out, (tuple, list)) else (out, )
-        region = self.census.stack[-1]
-        todo = [getattr(o, 'grad_fn', None) for o in outs
-                if isinstance(o, torch.Tensor)]
-        # the output's node and the new nodes behind it (a composite
-        # function such as einsum creates several)
-        while todo:
-            node = todo.pop()
-            if node is None or node in self.census.node_region:
-                continue
-            self.census.node_region[node] = region
-            todo.extend(n for n, _ in node.next_functions)
+        self.census.tag(out)
         return out
 
 
@@ -136,11 +141,7 @@ class _TagFunctionNodes:
 
         def apply(*args, **kwargs):
             out = original(*args, **kwargs)
-            outs = out if isinstance(out, (tuple, list)) else (out, )
-            for o in outs:
-                node = getattr(o, 'grad_fn', None)
-                if node is not None and node not in census.node_region:
-                    census.node_region[node] = census.stack[-1]
+            census.tag(out)
             return out
 
         return staticmethod(apply)
@@ -323,7 +324,7 @@ def main(argv=None) -> dict:
           '(neck + heads + losses + glue, forward and backward)')
     print(f'{"host syncs":<{width}}  {result["syncs"]:6d}')
     print(f'{"small regions, first step":<{width}}  '
-          f'{result["first_step_small"]:6d}  (OSFCM initialising prototypes)')
+          f'{result["first_step_small"]:6d}  (caches built, OSFCM initialising prototypes)')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=1)

@@ -30,26 +30,33 @@ from typing import Union
 import torch
 
 
+def _product(ctx, anchor: torch.Tensor, cand: torch.Tensor,
+             scale: torch.Tensor, target: torch.Tensor):
+    """``(A, C, A @ C.T, s * A @ C.T)`` in the target's dtype (float32, or
+    float64: see :func:`loss_dtype`); call with autocast off. Records the
+    inputs' dtypes for :func:`_product_grads`."""
+    ctx.dtypes = (anchor.dtype, cand.dtype, scale.dtype)
+    a, c = anchor.to(target.dtype), cand.to(target.dtype)
+    cos = a @ c.t()
+    return a, c, cos, cos * scale
+
+
 class _ScaledSoftTargetCE(torch.autograd.Function):
     """``-sum(W * log_softmax(s * A @ C.T, 1))``; see the module doc."""
 
     @staticmethod
     def forward(ctx, anchor: torch.Tensor, cand: torch.Tensor,
                 scale: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        dtype = target.dtype  # float32, or float64 (see loss_dtype)
         with torch.autocast(anchor.device.type, enabled=False):
-            a, c = anchor.to(dtype), cand.to(dtype)
-            cos = a @ c.t()
-            log_p = (cos * scale).log_softmax(dim=1)
+            a, c, cos, logits = _product(ctx, anchor, cand, scale, target)
+            log_p = logits.log_softmax(dim=1)
             loss = -torch.dot(target.reshape(-1), log_p.reshape(-1))
         ctx.save_for_backward(a, c, scale, target, cos, log_p)
-        ctx.dtypes = (anchor.dtype, cand.dtype, scale.dtype)
         return loss
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         a, c, scale, target, cos, log_p = ctx.saved_tensors
-        need_a, need_c, need_s = ctx.needs_input_grad[:3]
         with torch.autocast(a.device.type, enabled=False):
             # dL/dlogits, up to the incoming gradient
             g_logits = torch.addcmul(-target, log_p.exp(),
@@ -81,15 +88,11 @@ class _SymmetricSoftTargetCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, anchor: torch.Tensor, cand: torch.Tensor,
                 scale: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        dtype = target.dtype
         with torch.autocast(anchor.device.type, enabled=False):
-            a, c = anchor.to(dtype), cand.to(dtype)
-            cos = a @ c.t()
-            logits = cos * scale
+            a, c, cos, logits = _product(ctx, anchor, cand, scale, target)
             log_r, log_c = logits.log_softmax(dim=1), logits.log_softmax(0)
             loss = -torch.dot(target.reshape(-1), (log_r + log_c).reshape(-1))
         ctx.save_for_backward(a, c, scale, target, cos, log_r, log_c)
-        ctx.dtypes = (anchor.dtype, cand.dtype, scale.dtype)
         return loss
 
     @staticmethod
@@ -130,11 +133,9 @@ def scaled_soft_target_ce(anchor: torch.Tensor, cand: torch.Tensor,
         raise ValueError('scaled_soft_target_ce: target must be (B, M) = '
                          f'{(anchor.size(0), cand.size(0))}, got '
                          f'{tuple(target.shape)}.')
-    dtype = loss_dtype(anchor, cand, target)
-    if not isinstance(scale, torch.Tensor):
-        scale = torch.tensor(float(scale), device=anchor.device)
-    target = target.detach().to(dtype)
-    return _ScaledSoftTargetCE.apply(anchor, cand, scale, target)
+    return _ScaledSoftTargetCE.apply(anchor, cand,
+                                     *_scale_and_target(anchor, cand, scale,
+                                                        target))
 
 
 def symmetric_soft_target_ce(anchor: torch.Tensor, cand: torch.Tensor,
@@ -160,11 +161,18 @@ def symmetric_soft_target_ce(anchor: torch.Tensor, cand: torch.Tensor,
                          'and target (B, B) expected, got '
                          f'{tuple(anchor.shape)}, {tuple(cand.shape)} and '
                          f'{tuple(target.shape)}.')
-    dtype = loss_dtype(anchor, cand, target)
+    return _SymmetricSoftTargetCE.apply(anchor, cand,
+                                        *_scale_and_target(anchor, cand,
+                                                           scale, target))
+
+
+def _scale_and_target(anchor: torch.Tensor, cand: torch.Tensor,
+                      scale: Union[torch.Tensor, float],
+                      target: torch.Tensor) -> tuple:
+    """The scale as a tensor and the target detached, in the loss dtype."""
     if not isinstance(scale, torch.Tensor):
         scale = torch.tensor(float(scale), device=anchor.device)
-    return _SymmetricSoftTargetCE.apply(anchor, cand, scale,
-                                        target.detach().to(dtype))
+    return scale, target.detach().to(loss_dtype(anchor, cand, target))
 
 
 def loss_dtype(*tensors: torch.Tensor) -> torch.dtype:

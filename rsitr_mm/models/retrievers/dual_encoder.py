@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
+from mmengine.utils import is_list_of
 from mmpretrain.registry import MODELS
 
 from ...utils.dist import all_gather_variable
@@ -520,8 +521,7 @@ class DualEncoderRetriever(BaseModel):
             if isinstance(value, torch.Tensor):
                 log_vars.append(
                     [name, value if value.dim() == 0 else value.mean()])
-            elif isinstance(value, (list, tuple)) and value and all(
-                    isinstance(v, torch.Tensor) for v in value):
+            elif is_list_of(value, torch.Tensor):
                 log_vars.append([name, sum(v.mean() for v in value)])
             else:
                 raise TypeError(
